@@ -1,0 +1,716 @@
+"""Semantic checks and lowering of a merged, schema-valid project into plan parts.
+
+The schema has already checked shapes; this module checks meaning: that every
+name refers to something defined, that mapped values fit their fields, that
+templates parse and read existing fields, that settings hold no literal secret and
+that each write mode has the key it needs. Ownership and cycles are checked by
+``compiler.ownership`` on the result.
+
+Each ``_lower_*`` method returns the plan model of one part, or ``None`` when the
+part has an error; problems are collected, never raised, so one run reports all.
+"""
+
+from __future__ import annotations
+
+import re
+import zoneinfo
+from dataclasses import dataclass, field
+from typing import Any
+
+from compiler.catalog import KINDS, TYPE_FIT
+from compiler.diagnostics import Diagnostic, choices_hint
+from compiler.loader import join_pointer
+from compiler.plan import (
+    AggregatePlan,
+    ColumnPlan,
+    DestinationPlan,
+    EntityPlan,
+    ErrorPolicy,
+    FieldMapping,
+    FieldPlan,
+    FieldSource,
+    FlowPlan,
+    LookupPlan,
+    MapPlan,
+    Measure,
+    Normalizer,
+    RateLimit,
+    RetryPlan,
+    SourcePlan,
+    SystemPlan,
+    TriggerPlan,
+    Window,
+)
+from compiler.project import Project
+from compiler.templates import check_template, is_template
+
+DERIVED_OWNER = "syncplan"
+RESERVED_TABS = frozenset({"errors", "runs"})
+SECRET_SETTINGS = ("token", "key", "password", "client_secret", "refresh_token",
+                   "credentials")
+_REFERENCE = re.compile(r"^\$\{(env|file):([^}:]+)(?::-([^}]*))?\}$")
+_ANY_REFERENCE = re.compile(r"\$\{[^}]*\}")
+# Shapes of real credentials, so a token pasted into any setting is caught.
+_SECRET_SHAPES = re.compile(
+    r"(?:sk_live_|sk_test_|xox[abpr]-|ghp_|gho_|github_pat_|AKIA[0-9A-Z]{16}|pat-na1-"
+    r"|ya29\.|-----BEGIN [A-Z ]*PRIVATE KEY-----|eyJ[A-Za-z0-9_-]{10,}\.)"
+)
+_PERIODS = {"second": 1.0, "minute": 60.0, "hour": 3600.0}
+_CRON_RANGES = ((0, 59), (0, 23), (1, 31), (1, 12), (0, 7))
+SHEETS_SCOPE = "https://www.googleapis.com/auth/spreadsheets"
+SHEETS_READONLY_SCOPE = "https://www.googleapis.com/auth/spreadsheets.readonly"
+
+
+@dataclass
+class Analysis:
+    """The lowered parts of a project, ready for ownership checks and the plan."""
+
+    systems: dict[str, SystemPlan] = field(default_factory=dict)
+    entities: dict[str, EntityPlan] = field(default_factory=dict)
+    flows: dict[str, FlowPlan] = field(default_factory=dict)
+    diagnostics: list[Diagnostic] = field(default_factory=list)
+
+
+def parse_path(text: str) -> list[str | int]:
+    """Split a dotted path such as ``organizer.email`` or ``items[0].id``."""
+    parts: list[str | int] = []
+    for chunk in text.replace("[", ".").replace("]", "").split("."):
+        if chunk == "":
+            continue
+        parts.append(int(chunk) if chunk.isdigit() else chunk)
+    return parts
+
+
+def is_reference(value: str) -> bool:
+    return bool(_REFERENCE.match(value))
+
+
+class Analyzer:
+    def __init__(self, project: Project) -> None:
+        self.project = project
+        self.data = project.data
+        self.result = Analysis()
+
+    # --- helpers ----------------------------------------------------------
+
+    def error(self, code: str, message: str, pointer: str, hint: str | None,
+              *, key: bool = False) -> None:
+        self.result.diagnostics.append(
+            self.project.diagnostic(code, message, pointer, hint, key=key))
+
+    def warning(self, code: str, message: str, pointer: str, hint: str | None) -> None:
+        self.result.diagnostics.append(
+            self.project.diagnostic(code, message, pointer, hint, severity="warning"))
+
+    def check_zone(self, name: str, pointer: str) -> bool:
+        try:
+            zoneinfo.ZoneInfo(name)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+            self.error("E405", f"unknown time zone {name!r}", pointer,
+                       "use an IANA name such as 'Europe/London' or 'UTC'")
+            return False
+        return True
+
+    def check_regex(self, pattern: str, pointer: str) -> bool:
+        try:
+            re.compile(pattern)
+        except re.error as exc:
+            self.error("E404", f"invalid regular expression {pattern!r}: {exc}",
+                       pointer, "fix the expression (Python 're' syntax)")
+            return False
+        return True
+
+    # --- the whole project ------------------------------------------------
+
+    def run(self) -> Analysis:
+        for name, spec in sorted(self.data.get("systems", {}).items()):
+            system = self._lower_system(name, spec, f"/systems/{name}")
+            if system is not None:
+                self.result.systems[name] = system
+        for name, spec in sorted(self.data.get("entities", {}).items()):
+            entity = self._lower_entity(name, spec, f"/entities/{name}")
+            if entity is not None:
+                self.result.entities[name] = entity
+        for name, spec in sorted(self.data.get("flows", {}).items()):
+            flow = self._lower_flow(name, spec, f"/flows/{name}")
+            if flow is not None:
+                self.result.flows[name] = flow
+        self._check_scopes()
+        return self.result
+
+    # --- systems ----------------------------------------------------------
+
+    def _lower_system(self, name: str, spec: dict[str, Any],
+                      pointer: str) -> SystemPlan | None:
+        ok = True
+        settings = {k: v for k, v in spec.items()
+                    if k not in ("kind", "description", "auth", "rate_limit", "scopes")}
+        for key, value in sorted(settings.items()):
+            ok &= self._check_setting_text(value, join_pointer(pointer, key), key)
+        auth = spec.get("auth")
+        if auth is not None:
+            for key, value in sorted(auth.items()):
+                ok &= self._check_setting_text(value, f"{pointer}/auth/{key}", key,
+                                               in_auth=True)
+        if "timezone" in spec:
+            ok &= self.check_zone(spec["timezone"], f"{pointer}/timezone")
+        kind = spec["kind"]
+        ok &= self._check_kind_settings(name, kind, spec, pointer)
+        rate_limit = None
+        if "rate_limit" in spec:
+            limit = spec["rate_limit"]
+            rate_limit = RateLimit(requests=limit["requests"],
+                                   per_seconds=_PERIODS[limit.get("per", "second")])
+        if not ok:
+            return None
+        return SystemPlan(id=name, kind=kind, settings=settings, auth=auth,
+                          rate_limit=rate_limit, scopes=sorted(spec.get("scopes", [])))
+
+    def _check_kind_settings(self, name: str, kind: str, spec: dict[str, Any],
+                             pointer: str) -> bool:
+        needed = {"csv": "path", "json": "path", "ndjson": "path", "ics": "path",
+                  "sheets": "spreadsheet", "http": "base_url"}[kind]
+        if needed not in spec:
+            self.error("E103", f"system {name!r} of kind {kind!r} needs '{needed}'",
+                       pointer, f"add '{needed}:' to the system")
+            return False
+        if kind == "csv" and "delimiter" in spec:
+            delimiter = spec["delimiter"]
+            if delimiter != "auto" and len(delimiter.encode("utf-8").decode(
+                    "unicode_escape")) != 1:
+                self.error("E105", f"delimiter {delimiter!r} must be one character or"
+                           " 'auto'", f"{pointer}/delimiter",
+                           "use ',', ';', '\\t' or 'auto'")
+                return False
+        return True
+
+    def _check_setting_text(self, value: Any, pointer: str, key: str, *,
+                            in_auth: bool = False) -> bool:
+        if isinstance(value, dict):
+            return all(self._check_setting_text(v, join_pointer(pointer, k), k,
+                                                in_auth=in_auth)
+                       for k, v in sorted(value.items()))
+        if isinstance(value, list):
+            return all(self._check_setting_text(v, join_pointer(pointer, i), key,
+                                                in_auth=in_auth)
+                       for i, v in enumerate(value))
+        if not isinstance(value, str):
+            return True
+        for match in _ANY_REFERENCE.finditer(value):
+            if not _REFERENCE.match(match.group()):
+                self.error("E105", f"invalid reference {match.group()!r}", pointer,
+                           "write ${env:NAME}, ${env:NAME:-default} or ${file:PATH}")
+                return False
+        secret_setting = key in SECRET_SETTINGS and (in_auth or key == "credentials")
+        if secret_setting and not is_reference(value):
+            self.error("E501", f"the setting {key!r} holds a literal value; secrets"
+                       " must be references", pointer,
+                       f"move the secret out of the spec and write ${{env:"
+                       f"{key.upper()}}} or ${{file:secrets/{key}}} instead")
+            return False
+        if _SECRET_SHAPES.search(value):
+            self.error("E501", f"the setting {key!r} looks like it holds a credential",
+                       pointer, "move the secret out of the spec and refer to it with"
+                       " ${env:NAME} or ${file:PATH}")
+            return False
+        return True
+
+    def _check_scopes(self) -> None:
+        for name, system in sorted(self.result.systems.items()):
+            spec = self.data["systems"][name]
+            if system.kind != "sheets" or "scopes" not in spec:
+                continue
+            writes = any(d.system == name for flow in self.result.flows.values()
+                         for d in flow.destinations)
+            needed = {SHEETS_SCOPE} if writes else {SHEETS_READONLY_SCOPE}
+            granted = set(system.scopes)
+            pointer = f"/systems/{name}/scopes"
+            satisfied = needed <= granted or (
+                needed == {SHEETS_READONLY_SCOPE} and SHEETS_SCOPE in granted)
+            if not satisfied:
+                missing = ", ".join(sorted(needed - granted))
+                self.error("E502", f"system {name!r} lacks the scope {missing} that its"
+                           " flows need", pointer, f"add {missing} to 'scopes'")
+            extra = granted - needed - {SHEETS_SCOPE} if not writes else granted - needed
+            for scope in sorted(extra):
+                self.warning("W501", f"system {name!r} is granted {scope!r}, which no"
+                             " flow needs", pointer,
+                             "remove the scope so the grant is no wider than the use")
+
+    # --- entities ---------------------------------------------------------
+
+    def _lower_entity(self, name: str, spec: dict[str, Any],
+                      pointer: str) -> EntityPlan | None:
+        ok = True
+        fields: list[FieldPlan] = []
+        owners = set(self.data.get("systems", {})) | {DERIVED_OWNER}
+        for field_name, fspec in spec["fields"].items():
+            field_pointer = f"{pointer}/fields/{field_name}"
+            lowered = self._lower_field(field_name, fspec, field_pointer, owners)
+            if lowered is None:
+                ok = False
+            else:
+                fields.append(lowered)
+        key = spec["key"] if isinstance(spec["key"], list) else [spec["key"]]
+        for index, key_field in enumerate(key):
+            if key_field not in spec["fields"]:
+                where = f"{pointer}/key" + ("" if isinstance(spec["key"], str)
+                                            else f"/{index}")
+                self.error("E603", f"key {key_field!r} is not a field of entity"
+                           f" {name!r}", where,
+                           choices_hint(key_field, spec["fields"], "field"))
+                ok = False
+        if not ok:
+            return None
+        return EntityPlan(id=name, key=key, fields=fields)
+
+    def _lower_field(self, name: str, spec: dict[str, Any], pointer: str,
+                     owners: set[str]) -> FieldPlan | None:
+        ok = True
+        owner = spec["owner"]
+        if owner not in owners:
+            self.error("E209", f"owner {owner!r} of field {name!r} is not a system",
+                       f"{pointer}/owner", choices_hint(owner, owners, "system"))
+            ok = False
+        if spec.get("derived") is not None:
+            if owner != DERIVED_OWNER:
+                self.error("E105", f"field {name!r} is derived, so its owner must be"
+                           f" {DERIVED_OWNER!r}", f"{pointer}/owner",
+                           f"write 'owner: {DERIVED_OWNER}'")
+                ok = False
+            for problem in check_template(spec["derived"], None):
+                self.error(problem.code, problem.message, f"{pointer}/derived",
+                           problem.hint)
+                ok = False
+        if spec["type"] == "enum" and not spec.get("values"):
+            self.error("E103", f"enum field {name!r} needs 'values'", pointer,
+                       "list the allowed values, such as 'values: [open, won, lost]'")
+            ok = False
+        if "pattern" in spec:
+            ok &= self.check_regex(spec["pattern"], f"{pointer}/pattern")
+        if "timezone" in spec:
+            ok &= self.check_zone(spec["timezone"], f"{pointer}/timezone")
+        values = spec.get("values") or []
+        for synonym, target in sorted((spec.get("synonyms") or {}).items()):
+            if target not in values:
+                self.error("E104", f"synonym {synonym!r} maps to {target!r}, which is"
+                           f" not one of the values of field {name!r}",
+                           f"{pointer}/synonyms/{synonym}",
+                           choices_hint(target, values, "value"))
+                ok = False
+        normalizers = []
+        for index, step in enumerate(spec.get("normalize", [])):
+            step_pointer = f"{pointer}/normalize/{index}"
+            if isinstance(step, str):
+                normalizers.append(Normalizer(op=step))
+                continue
+            (op, arg), = step.items()
+            if op == "replace":
+                ok &= self.check_regex(arg["pattern"], f"{step_pointer}/replace/pattern")
+            normalizers.append(Normalizer(op=op, arg=arg))
+        if not ok:
+            return None
+        keep = ("required", "pattern", "minimum", "maximum", "min_length", "max_length",
+                "scale", "values", "synonyms", "currency", "formats", "timezone",
+                "derived")
+        extra = {k: spec[k] for k in keep if k in spec}
+        return FieldPlan(name=name, type=spec["type"], owner=owner,
+                         normalize=normalizers, **extra)
+
+    # --- flows ------------------------------------------------------------
+
+    def _lower_flow(self, name: str, spec: dict[str, Any],
+                    pointer: str) -> FlowPlan | None:
+        trigger = self._lower_trigger(spec.get("trigger"), f"{pointer}/trigger")
+        source, source_fields = self._lower_source(name, spec["source"],
+                                                   f"{pointer}/source")
+        if source is not None and "aggregate" in spec:
+            source_fields = self._aggregate_fields(spec["aggregate"], source_fields,
+                                                   f"{pointer}/aggregate")
+        ok = trigger is not None and source is not None
+        filter_text = spec.get("filter")
+        if filter_text is not None:
+            record_fields = None if source is None or "aggregate" in spec \
+                else _names(source_fields)
+            for problem in check_template(filter_text, record_fields, expression=True):
+                self.error(problem.code, problem.message, f"{pointer}/filter",
+                           problem.hint)
+                ok = False
+        mapping = self._lower_map(name, spec["map"], f"{pointer}/map",
+                                  source_fields if source is not None else None)
+        aggregate = None
+        if "aggregate" in spec:
+            aggregate = AggregatePlan(
+                group_by=list(spec["aggregate"]["group_by"]),
+                measures=[Measure(name=m, function=next(iter(f)), field=next(iter(
+                    f.values()))) for m, f in spec["aggregate"]["measures"].items()])
+        entity = self.result.entities.get(spec["map"]["entity"])
+        destinations = []
+        for index, dspec in enumerate(spec["destinations"]):
+            destination = self._lower_destination(
+                name, dspec, f"{pointer}/destinations/{index}", entity, mapping)
+            ok &= destination is not None
+            if destination is not None:
+                destinations.append(destination)
+        if not ok or mapping is None:
+            return None
+        retry_spec = spec.get("on_error", {}).get("retry", {})
+        return FlowPlan(
+            id=name,
+            description=spec.get("description"),
+            trigger=trigger,
+            source=source,
+            filter=filter_text,
+            map=mapping,
+            aggregate=aggregate,
+            destinations=destinations,
+            on_error=ErrorPolicy(retry=RetryPlan(**retry_spec)),
+            permissions=spec.get("permissions"),
+        )
+
+    def _lower_trigger(self, spec: dict[str, Any] | None,
+                       pointer: str) -> TriggerPlan | None:
+        if not spec or "manual" in spec:
+            return TriggerPlan(kind="manual")
+        if "schedule" in spec:
+            problem = _cron_problem(spec["schedule"])
+            if problem:
+                self.error("E406", f"invalid schedule {spec['schedule']!r}: {problem}",
+                           f"{pointer}/schedule",
+                           "write five fields: minute hour day month weekday, such as"
+                           " '0 * * * *'")
+                return None
+            return TriggerPlan(kind="schedule", schedule=spec["schedule"])
+        webhook = spec["webhook"]
+        if webhook["system"] not in self.data.get("systems", {}):
+            self.error("E201", f"unknown system {webhook['system']!r} in the webhook"
+                       " trigger", f"{pointer}/webhook/system",
+                       choices_hint(webhook["system"], self.data.get("systems", {}),
+                                    "system"))
+            return None
+        return TriggerPlan(kind="webhook", system=webhook["system"],
+                           event=webhook.get("event"))
+
+    def _lower_source(self, flow: str, spec: dict[str, Any], pointer: str
+                      ) -> tuple[SourcePlan | None, dict[str, str] | None]:
+        window = Window(**spec["window"]) if "window" in spec else None
+        if "entity" in spec:
+            entity_id = spec["entity"]
+            entities = self.data.get("entities", {})
+            if entity_id not in entities:
+                self.error("E202", f"unknown entity {entity_id!r} in the source of flow"
+                           f" {flow!r}", f"{pointer}/entity",
+                           choices_hint(entity_id, entities, "entity"))
+                return None, None
+            fields = {name: f["type"] for name, f in entities[entity_id]["fields"]
+                      .items()}
+            return SourcePlan(entity=entity_id, window=window,
+                              cursor=spec.get("cursor")), fields
+        system_id = spec["system"]
+        systems = self.data.get("systems", {})
+        if system_id not in systems:
+            self.error("E201", f"unknown system {system_id!r} in the source of flow"
+                       f" {flow!r}", f"{pointer}/system",
+                       choices_hint(system_id, systems, "system"))
+            return None, None
+        system_spec = systems[system_id]
+        kind = KINDS[system_spec["kind"]]
+        if not kind.readable:
+            self.error("E206", f"system {system_id!r} of kind {system_spec['kind']!r}"
+                       " cannot be a source", f"{pointer}/system",
+                       "read from a file, calendar or API system instead")
+            return None, None
+        streams = dict(kind.streams)
+        if system_spec["kind"] == "http":
+            streams = {s: None for s in system_spec.get("streams", {})}
+        stream = spec.get("stream")
+        if stream is None and len(streams) == 1:
+            stream = next(iter(streams))
+        if stream not in streams:
+            where = f"{pointer}/stream" if "stream" in spec else pointer
+            shown = "(none)" if stream is None else repr(stream)
+            self.error("E204", f"unknown stream {shown} of system {system_id!r}",
+                       where, choices_hint(stream or "", streams, "stream"))
+            return None, None
+        info = kind.streams.get(stream)
+        fields = info.fields if info is not None else None
+        if fields is None and "columns" in system_spec:
+            fields = {column: "string" for column in system_spec["columns"]}
+        return SourcePlan(system=system_id, stream=stream, window=window,
+                          cursor=spec.get("cursor")), fields
+
+    def _aggregate_fields(self, spec: dict[str, Any], fields: dict[str, str] | None,
+                          pointer: str) -> dict[str, str] | None:
+        result: dict[str, str] = {}
+        for index, name in enumerate(spec["group_by"]):
+            if fields is not None and name not in fields:
+                self.error("E203", f"unknown field {name!r} in group_by",
+                           f"{pointer}/group_by/{index}",
+                           choices_hint(name, fields, "source field"))
+                continue
+            result[name] = fields[name] if fields is not None else "any"
+        for measure, fspec in spec["measures"].items():
+            (function, source_field), = fspec.items()
+            if fields is not None and source_field not in fields:
+                self.error("E203", f"unknown field {source_field!r} in measure"
+                           f" {measure!r}", f"{pointer}/measures/{measure}/{function}",
+                           choices_hint(source_field, fields, "source field"))
+                continue
+            if function == "count":
+                result[measure] = "integer"
+            else:
+                result[measure] = fields[source_field] if fields is not None else "any"
+        return result
+
+    def _lower_map(self, flow: str, spec: dict[str, Any], pointer: str,
+                   source_fields: dict[str, str] | None) -> MapPlan | None:
+        entity_id = spec["entity"]
+        entities = self.data.get("entities", {})
+        if entity_id not in entities:
+            self.error("E202", f"unknown entity {entity_id!r} in flow {flow!r}",
+                       f"{pointer}/entity", choices_hint(entity_id, entities, "entity"))
+            return None
+        entity = self.result.entities.get(entity_id)
+        if entity is None:
+            return None
+        by_name = {f.name: f for f in entity.fields}
+        ok = True
+        mappings = []
+        for field_name, raw in spec["fields"].items():
+            field_pointer = f"{pointer}/fields/{field_name}"
+            target = by_name.get(field_name)
+            if target is None:
+                self.error("E203", f"entity {entity_id!r} has no field {field_name!r}",
+                           field_pointer, choices_hint(field_name, by_name, "field"),
+                           key=True)
+                ok = False
+                continue
+            if target.derived is not None:
+                self.error("E105", f"field {field_name!r} is derived and cannot be"
+                           " mapped", field_pointer,
+                           "remove this mapping; the field is computed from 'derived'",
+                           key=True)
+                ok = False
+                continue
+            source = self._lower_field_source(raw, field_pointer, target,
+                                              source_fields)
+            if source is None:
+                ok = False
+                continue
+            mappings.append(FieldMapping(field=field_name, source=source))
+        mapped = {m.field for m in mappings} | {f.name for f in entity.fields
+                                                if f.derived is not None}
+        for key_field in entity.key:
+            if key_field not in mapped and ok:
+                self.error("E208", f"flow {flow!r} does not map the key field"
+                           f" {key_field!r} of entity {entity_id!r}",
+                           f"{pointer}/fields", f"add '{key_field}:' with its source")
+                ok = False
+        for target in entity.fields:
+            if target.required and target.name not in mapped and ok:
+                self.error("E208", f"flow {flow!r} does not map the required field"
+                           f" {target.name!r} of entity {entity_id!r}",
+                           f"{pointer}/fields", f"add '{target.name}:' with its source")
+                ok = False
+        if not ok:
+            return None
+        return MapPlan(entity=entity_id, fields=mappings)
+
+    def _lower_field_source(self, raw: Any, pointer: str, target: FieldPlan,
+                            source_fields: dict[str, str] | None) -> FieldSource | None:
+        if isinstance(raw, str):
+            raw = {"template": raw} if is_template(raw) else {"from": raw}
+        if "from" in raw:
+            path = parse_path(raw["from"])
+            if source_fields is not None and raw["from"] in source_fields:
+                path = [raw["from"]]
+            if not path:
+                self.error("E105", f"empty path {raw['from']!r}", pointer,
+                           "name a source field")
+                return None
+            return self._check_path(path, pointer, target, source_fields)
+        if "template" in raw:
+            names = _names(source_fields)
+            problems = check_template(raw["template"], names)
+            for problem in problems:
+                self.error(problem.code, problem.message, pointer, problem.hint)
+            return None if problems else FieldSource(kind="template",
+                                                     template=raw["template"])
+        if "value" in raw:
+            return FieldSource(kind="value", value=raw["value"])
+        return self._lower_lookup(raw["lookup"], f"{pointer}/lookup", target,
+                                  source_fields)
+
+    def _check_path(self, path: list[str | int], pointer: str, target: FieldPlan,
+                    source_fields: dict[str, str] | None) -> FieldSource | None:
+        head = path[0]
+        if source_fields is not None and isinstance(head, str):
+            if head not in source_fields:
+                self.error("E203", f"the source has no field {head!r}", pointer,
+                           choices_hint(head, source_fields, "source field"))
+                return None
+            source_type = source_fields[head] if len(path) == 1 else "any"
+            fits = TYPE_FIT.get(source_type)
+            if fits is not None and target.type not in fits:
+                self.error("E401", f"source field {head!r} is {source_type}, which does"
+                           f" not fit the {target.type} field {target.name!r}", pointer,
+                           f"map a {target.type} source field, or convert it with a"
+                           " template")
+                return None
+        return FieldSource(kind="path", path=path)
+
+    def _lower_lookup(self, spec: dict[str, Any], pointer: str, target: FieldPlan,
+                      source_fields: dict[str, str] | None) -> FieldSource | None:
+        entity_id = spec["entity"]
+        entity = self.result.entities.get(entity_id)
+        if entity is None:
+            if entity_id not in self.data.get("entities", {}):
+                self.error("E202", f"unknown entity {entity_id!r} in a lookup",
+                           f"{pointer}/entity",
+                           choices_hint(entity_id, self.data.get("entities", {}),
+                                        "entity"))
+            return None
+        by_name = {f.name: f for f in entity.fields}
+        ok = True
+        if spec["take"] not in by_name:
+            self.error("E203", f"entity {entity_id!r} has no field {spec['take']!r}",
+                       f"{pointer}/take", choices_hint(spec["take"], by_name, "field"))
+            ok = False
+        elif target.type not in TYPE_FIT.get(by_name[spec["take"]].type, frozenset()):
+            self.error("E401", f"lookup takes the {by_name[spec['take']].type} field"
+                       f" {spec['take']!r}, which does not fit the {target.type} field"
+                       f" {target.name!r}", f"{pointer}/take",
+                       "take a field of a fitting type")
+            ok = False
+        match: dict[str, FieldSource] = {}
+        for match_field, raw in spec["match"].items():
+            match_pointer = f"{pointer}/match/{match_field}"
+            if match_field not in by_name:
+                self.error("E203", f"entity {entity_id!r} has no field {match_field!r}",
+                           match_pointer, choices_hint(match_field, by_name, "field"),
+                           key=True)
+                ok = False
+                continue
+            source = self._lower_field_source(raw, match_pointer, by_name[match_field],
+                                              source_fields)
+            if source is None:
+                ok = False
+            else:
+                match[match_field] = source
+        if not ok:
+            return None
+        return FieldSource(kind="lookup", lookup=LookupPlan(entity=entity_id,
+                                                            match=match,
+                                                            take=spec["take"]))
+
+    def _lower_destination(self, flow: str, spec: dict[str, Any], pointer: str,
+                           entity: EntityPlan | None,
+                           mapping: MapPlan | None) -> DestinationPlan | None:
+        systems = self.data.get("systems", {})
+        system_id = spec["system"]
+        if system_id not in systems:
+            self.error("E201", f"unknown system {system_id!r} in a destination of flow"
+                       f" {flow!r}", f"{pointer}/system",
+                       choices_hint(system_id, systems, "system"))
+            return None
+        kind = systems[system_id]["kind"]
+        if not KINDS[kind].writable:
+            self.error("E207", f"system {system_id!r} of kind {kind!r} cannot be"
+                       " written", f"{pointer}/system",
+                       "write to a sheets or http system")
+            return None
+        if kind == "sheets" and spec["object"].strip().lower() in RESERVED_TABS:
+            self.error("E105", f"the tab name {spec['object']!r} is reserved for"
+                       " syncplan's own tab", f"{pointer}/object",
+                       "choose another tab name")
+            return None
+        if entity is None:
+            return None
+        fields_by_name = {f.name: f for f in entity.fields}
+        ok = True
+
+        def field_list(name: str, default: list[str]) -> list[str]:
+            nonlocal ok
+            raw = spec.get(name)
+            if raw is None:
+                return default
+            items = [raw] if isinstance(raw, str) else list(raw)
+            for index, item in enumerate(items):
+                if item not in fields_by_name:
+                    where = f"{pointer}/{name}" + ("" if isinstance(raw, str)
+                                                   else f"/{index}")
+                    self.error("E603", f"{name} {item!r} is not a field of entity"
+                               f" {entity.id!r}", where,
+                               choices_hint(item, fields_by_name, "field"))
+                    ok = False
+            return items
+
+        mode = spec["mode"]
+        key = field_list("key", list(entity.key))
+        idempotency_key = field_list("idempotency_key", [])
+        if mode == "create" and "idempotency_key" not in spec:
+            self.error("E601", f"destination {system_id}/{spec['object']} creates"
+                       " records but names no idempotency key", f"{pointer}/mode",
+                       "add 'idempotency_key: <field>' so a repeated run never"
+                       " creates twice")
+            ok = False
+        if mode == "mirror" and "key" not in spec:
+            self.error("E602", f"destination {system_id}/{spec['object']} mirrors"
+                       " records but names no key", f"{pointer}/mode",
+                       "add 'key: <field>'; mirror deletes rows by it, so it must be"
+                       " explicit")
+            ok = False
+        if mode == "append":
+            key = []
+        if mode == "create":
+            key = idempotency_key
+        default_fields = [f.name for f in entity.fields]
+        written = field_list("fields", default_fields)
+        for key_field in key:
+            if key_field not in written:
+                written = [key_field, *written]
+        columns_spec = spec.get("columns", {})
+        for field_name in columns_spec:
+            if field_name not in written:
+                self.error("E203", f"columns names {field_name!r}, which this"
+                           " destination does not write", f"{pointer}/columns/"
+                           f"{field_name}", choices_hint(field_name, written, "field"),
+                           key=True)
+                ok = False
+        if not ok:
+            return None
+        columns = []
+        for field_name in written:
+            column = columns_spec.get(field_name, field_name)
+            if isinstance(column, str):
+                columns.append(ColumnPlan(field=field_name, header=column))
+            else:
+                columns.append(ColumnPlan(field=field_name, header=column["header"],
+                                          aliases=column.get("aliases", [])))
+        return DestinationPlan(system=system_id, object=spec["object"], mode=mode,
+                               key=key, idempotency_key=idempotency_key,
+                               columns=columns)
+
+
+def _names(fields: dict[str, str] | None) -> set[str] | None:
+    return None if fields is None else set(fields)
+
+
+def _cron_problem(expression: str) -> str | None:
+    parts = expression.split()
+    if len(parts) != 5:
+        return f"it has {len(parts)} fields, not 5"
+    for part, (low, high), name in zip(parts, _CRON_RANGES,
+                                       ("minute", "hour", "day", "month", "weekday")):
+        for item in part.split(","):
+            base, _, step = item.partition("/")
+            if step and not step.isdigit():
+                return f"the {name} step {step!r} is not a number"
+            if base == "*":
+                continue
+            bounds = base.split("-")
+            if not all(b.isdigit() for b in bounds) or len(bounds) > 2:
+                return f"the {name} field {item!r} is not a number, range or '*'"
+            if any(not low <= int(b) <= high for b in bounds):
+                return f"the {name} {item!r} is outside {low}-{high}"
+    return None

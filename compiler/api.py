@@ -1,0 +1,80 @@
+"""Compile a spec project: load, validate, check, lower, and write the plan.
+
+``compile_project`` never raises for a problem in the spec; every problem comes
+back in ``CompileResult.diagnostics``, sorted by file and position. A plan is
+produced only when there is no error (warnings are allowed).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from compiler.analyze import Analyzer
+from compiler.diagnostics import Diagnostic, has_errors
+from compiler.ownership import check_ownership, order_flows
+from compiler.plan import Plan
+from compiler.project import load_project
+from compiler.schema_check import validate_plan
+
+
+@dataclass
+class CompileResult:
+    """The outcome of one compile: the plan (when there is no error) and problems."""
+
+    diagnostics: list[Diagnostic] = field(default_factory=list)
+    plan: Plan | None = None
+    root: Path | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.plan is not None and not has_errors(self.diagnostics)
+
+
+def compile_project(path: Path) -> CompileResult:
+    """Compile the project at ``path`` (its folder or its root spec file)."""
+    project = load_project(path)
+    result = CompileResult(root=project.root)
+    diagnostics = list(project.diagnostics)
+    if not has_errors(diagnostics):
+        analysis = Analyzer(project).run()
+        diagnostics.extend(analysis.diagnostics)
+        if not has_errors(analysis.diagnostics):
+            diagnostics.extend(check_ownership(project, analysis))
+            flows, order_problems = order_flows(project, analysis)
+            diagnostics.extend(order_problems)
+            if not has_errors(diagnostics):
+                result.plan = Plan(
+                    project=project.name,
+                    spec_hash=project.spec_hash,
+                    systems=analysis.systems,
+                    entities=analysis.entities,
+                    flows=flows,
+                )
+    result.diagnostics = sorted(set(diagnostics), key=Diagnostic.sort_key)
+    if result.plan is not None:
+        problems = validate_plan(plan_document(result.plan))
+        if problems:  # a compiler bug, not a spec problem: fail loudly
+            raise AssertionError("the compiled plan does not match plan.schema.json: "
+                                 + "; ".join(problems))
+    return result
+
+
+def plan_document(plan: Plan) -> dict:
+    return plan.model_dump(mode="json", exclude_none=True)
+
+
+def plan_json(plan: Plan) -> str:
+    """Serialize a plan deterministically: sorted keys, no timestamps."""
+    return json.dumps(plan_document(plan), indent=2, sort_keys=True,
+                      ensure_ascii=False) + "\n"
+
+
+def load_plan(text: str) -> Plan:
+    """Parse plan JSON and check it against the plan schema and models."""
+    document = json.loads(text)
+    problems = validate_plan(document)
+    if problems:
+        raise ValueError("invalid plan: " + "; ".join(problems[:5]))
+    return Plan.model_validate(document)

@@ -1,0 +1,146 @@
+"""What each kind of system offers: its streams, their record fields, its settings.
+
+The compiler checks references to streams and the type fit of path mappings
+against this catalog, and the runtime's readers are tested to yield exactly these
+fields, so the catalog is the contract between the two.
+
+A stream whose ``fields`` is ``None`` has columns that only the data knows (a CSV
+export): every value arrives as text, and a system may list its ``columns`` to get
+them checked at compile time.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+# Types a source value can have, beyond the field types: ``list`` and ``object``
+# are only reachable through a deeper path or a template.
+SourceType = str
+
+
+@dataclass(frozen=True)
+class StreamInfo:
+    """One stream of a kind of system and the type of each field it yields."""
+
+    description: str
+    fields: dict[str, SourceType] | None
+
+
+@dataclass(frozen=True)
+class KindInfo:
+    """One kind of system: whether flows may read it or write it, and its streams."""
+
+    description: str
+    readable: bool
+    writable: bool
+    streams: dict[str, StreamInfo]
+
+
+_EVENT_FIELDS: dict[str, SourceType] = {
+    "instance_id": "string",
+    "uid": "string",
+    "recurrence_id": "string",
+    "is_recurring": "boolean",
+    "summary": "string",
+    "description": "string",
+    "location": "string",
+    "categories": "list",
+    "status": "string",
+    "start": "datetime",
+    "end": "datetime",
+    "date": "date",
+    "all_day": "boolean",
+    "duration_hours": "decimal",
+    "timezone": "string",
+    "organizer": "object",
+    "organizer_email": "email",
+    "attendees": "list",
+    "sequence": "integer",
+}
+
+_ATTENDANCE_FIELDS: dict[str, SourceType] = {
+    **_EVENT_FIELDS,
+    "attendee_email": "email",
+    "attendee_name": "string",
+    "partstat": "string",
+    "role": "string",
+    "declined": "boolean",
+    "is_organizer": "boolean",
+}
+
+KINDS: dict[str, KindInfo] = {
+    "csv": KindInfo(
+        "A CSV file.",
+        readable=True,
+        writable=False,
+        streams={"rows": StreamInfo("One record per data row, keyed by header.", None)},
+    ),
+    "json": KindInfo(
+        "A JSON file holding a list of records, or an object with one at record_path.",
+        readable=True,
+        writable=False,
+        streams={"records": StreamInfo("One record per list item.", None)},
+    ),
+    "ndjson": KindInfo(
+        "A newline-delimited JSON file, one record per line.",
+        readable=True,
+        writable=False,
+        streams={"records": StreamInfo("One record per line.", None)},
+    ),
+    "ics": KindInfo(
+        "An iCalendar (.ics) file, recurring events expanded in a time window.",
+        readable=True,
+        writable=False,
+        streams={
+            "events": StreamInfo("One record per event instance.", _EVENT_FIELDS),
+            "attendance": StreamInfo(
+                "One record per event instance and attendee (organizer included).",
+                _ATTENDANCE_FIELDS,
+            ),
+        },
+    ),
+    "sheets": KindInfo(
+        "A spreadsheet: a local .xlsx path, or a Google Sheets id or URL.",
+        readable=False,
+        writable=True,
+        streams={},
+    ),
+    "http": KindInfo(
+        "A REST API.",
+        readable=True,
+        writable=True,
+        streams={},
+    ),
+}
+
+# Which source types fit which field types. A text value fits every field type,
+# because normalizers parse text; anything else must be the same kind of value.
+TYPE_FIT: dict[SourceType, frozenset[str]] = {
+    "string": frozenset(
+        {
+            "string",
+            "integer",
+            "decimal",
+            "boolean",
+            "date",
+            "datetime",
+            "duration",
+            "email",
+            "url",
+            "enum",
+            "money",
+        }
+    ),
+    "integer": frozenset({"integer", "decimal", "money", "string", "enum", "duration"}),
+    "decimal": frozenset({"decimal", "money", "string", "duration", "integer"}),
+    "boolean": frozenset({"boolean", "string"}),
+    "date": frozenset({"date", "datetime", "string"}),
+    "datetime": frozenset({"datetime", "date", "string"}),
+    "duration": frozenset({"duration", "decimal", "string"}),
+    "email": frozenset({"email", "string"}),
+    "url": frozenset({"url", "string"}),
+    "enum": frozenset({"enum", "string"}),
+    "money": frozenset({"money", "decimal", "string"}),
+    "list": frozenset(),
+    "object": frozenset(),
+}

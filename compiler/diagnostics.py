@@ -1,0 +1,131 @@
+"""Diagnostics: problems found in a spec project, as data.
+
+Every check yields ``Diagnostic`` values instead of raising, so one run reports
+every problem at once. A diagnostic knows where it is (file, 1-based line and
+column, and the JSON pointer of the node inside the merged project) and carries a
+hint that says what to do.
+
+Text form, one problem per entry::
+
+    syncplan.yaml:12:7: error[E201]: unknown system 'crmm' in flow 'deals'
+      hint: did you mean 'crm'?
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass
+from typing import Literal
+
+Severity = Literal["error", "warning"]
+
+# Codes by family. E0xx: reading files. E1xx: the schema. E2xx: references.
+# E3xx: ownership. E4xx: types and templates. E5xx: security. E6xx: write modes.
+CODES: dict[str, str] = {
+    "E001": "file cannot be read",
+    "E002": "file is not valid UTF-8",
+    "E003": "YAML syntax error",
+    "E004": "JSON syntax error",
+    "E005": "duplicate key",
+    "E006": "tab character in indentation",
+    "E007": "document is empty",
+    "E008": "nesting too deep",
+    "E009": "file too large",
+    "E010": "control character in file",
+    "E011": "include not found",
+    "E012": "more than one YAML document",
+    "E013": "unsupported YAML feature",
+    "E014": "project root not found",
+    "E015": "name defined in two files",
+    "E101": "wrong type",
+    "E102": "unknown key",
+    "E103": "missing required key",
+    "E104": "value not allowed",
+    "E105": "invalid value",
+    "E201": "unknown system",
+    "E202": "unknown entity",
+    "E203": "unknown field",
+    "E204": "unknown stream",
+    "E205": "unknown flow",
+    "E206": "system cannot be read",
+    "E207": "system cannot be written",
+    "E208": "field has no mapping",
+    "E209": "unknown owner",
+    "E301": "field taken from a system that does not own it",
+    "E302": "field written into its owner",
+    "E303": "field written by two flows",
+    "E304": "write cycle between systems",
+    "E305": "lookup depends on itself",
+    "E401": "type does not fit the field",
+    "E402": "template syntax error",
+    "E403": "template names an unknown variable",
+    "E404": "invalid regular expression",
+    "E405": "invalid time zone",
+    "E406": "invalid schedule",
+    "E501": "literal secret in settings",
+    "E502": "scope missing",
+    "W501": "scope granted but not needed",
+    "E601": "create needs an idempotency key",
+    "E602": "write mode needs a key",
+    "E603": "key is not a field of the entity",
+    "W001": "file is not part of the project",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Diagnostic:
+    """One problem: where it is, what it is, and what to do about it."""
+
+    severity: Severity
+    code: str
+    message: str
+    file: str
+    line: int
+    column: int
+    pointer: str
+    hint: str | None = None
+
+    def to_text(self) -> str:
+        head = f"{self.file}:{self.line}:{self.column}: {self.severity}[{self.code}]: "
+        text = head + self.message
+        if self.hint:
+            text += f"\n  hint: {self.hint}"
+        return text
+
+    def sort_key(self) -> tuple[str, int, int, str, str]:
+        return (self.file, self.line, self.column, self.code, self.message)
+
+
+def did_you_mean(name: str, choices: Iterable[str]) -> str | None:
+    """Return ``"did you mean 'x'?"`` for the closest choice, or None."""
+    matches = difflib.get_close_matches(name, list(choices), n=1, cutoff=0.6)
+    if matches:
+        return f"did you mean {matches[0]!r}?"
+    return None
+
+
+def choices_hint(name: str, choices: Iterable[str], what: str) -> str:
+    """Return a did-you-mean hint, or the list of valid names when none is close."""
+    options = sorted(choices)
+    suggestion = did_you_mean(name, options)
+    if suggestion:
+        return suggestion
+    if not options:
+        return f"no {what} is defined yet; define one first"
+    shown = ", ".join(repr(option) for option in options[:12])
+    more = "" if len(options) <= 12 else f" and {len(options) - 12} more"
+    return f"use one of the defined {what}s: {shown}{more}"
+
+
+def format_text(diagnostics: Iterable[Diagnostic]) -> str:
+    return "\n".join(diagnostic.to_text() for diagnostic in diagnostics)
+
+
+def format_json(diagnostics: Iterable[Diagnostic]) -> str:
+    return json.dumps([asdict(d) for d in diagnostics], indent=2, ensure_ascii=False)
+
+
+def has_errors(diagnostics: Iterable[Diagnostic]) -> bool:
+    return any(d.severity == "error" for d in diagnostics)

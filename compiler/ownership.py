@@ -1,0 +1,222 @@
+"""Ownership checks: who may read and write each field, and the order flows run in.
+
+Each field has one owner, its system of record. The rules:
+
+- A flow takes a field from a system only when that system is the owner, or is fed
+  the field from the owner by other flows (directly or through a chain).
+  Constants and lookups are exempt: a lookup reads the canonical record of an
+  entity, whose values were already taken from their owners.
+- No flow writes a field into its owner, because that would overwrite the system
+  of record with a copy.
+- No two flows write the same field of the same destination object.
+- Writes of one field between systems form no cycle (``a -> b -> a``), because a
+  cycle makes two systems overwrite each other on every run.
+
+Flows that read an entity (as source or through a lookup) run after the flows that
+produce it; the order is a topological sort with ties broken by flow id, so it is
+deterministic.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+from compiler.analyze import DERIVED_OWNER, Analysis
+from compiler.diagnostics import Diagnostic
+from compiler.plan import FlowPlan
+from compiler.project import Project
+
+
+def _read_fields(flow: FlowPlan) -> list[str]:
+    """Return the mapped fields whose values come from the flow's source system."""
+    return [m.field for m in flow.map.fields if m.source.kind in ("path", "template")]
+
+
+def _written_fields(flow: FlowPlan) -> dict[int, list[str]]:
+    return {index: [column.field for column in destination.columns]
+            for index, destination in enumerate(flow.destinations)}
+
+
+def check_ownership(project: Project, analysis: Analysis) -> list[Diagnostic]:
+    problems: list[Diagnostic] = []
+    flows = [analysis.flows[name] for name in sorted(analysis.flows)]
+    owners = {(entity.id, f.name): f.owner for entity in analysis.entities.values()
+              for f in entity.fields}
+
+    # Which systems receive each field, and from where: field -> {dest: {sources}}.
+    feeds: dict[tuple[str, str], dict[str, set[str]]] = defaultdict(
+        lambda: defaultdict(set))
+    for flow in flows:
+        source = flow.source.system
+        if source is None:
+            continue
+        for destination in flow.destinations:
+            for column in destination.columns:
+                feeds[(flow.map.entity, column.field)][destination.system].add(source)
+
+    def fed_from(system: str, owner: str, field: tuple[str, str]) -> bool:
+        seen: set[str] = set()
+        pending = [system]
+        while pending:
+            current = pending.pop()
+            if current in seen:
+                continue
+            seen.add(current)
+            for upstream in feeds[field].get(current, ()):
+                if upstream == owner:
+                    return True
+                pending.append(upstream)
+        return False
+
+    for flow in flows:
+        source = flow.source.system
+        entity = flow.map.entity
+        for field_name in _read_fields(flow) if source is not None else ():
+            owner = owners[(entity, field_name)]
+            if owner in (DERIVED_OWNER, source):
+                continue
+            if fed_from(source, owner, (entity, field_name)):
+                continue
+            pointer = f"/flows/{flow.id}/map/fields/{field_name}"
+            problems.append(project.diagnostic(
+                "E301", f"flow {flow.id!r} takes {entity}.{field_name} from system"
+                f" {source!r}, but its owner is {owner!r}", pointer,
+                f"read it from {owner!r}, take it with a lookup on entity"
+                f" {entity!r}, or change the field's owner", key=True))
+        for index, destination in enumerate(flow.destinations):
+            for column in destination.columns:
+                owner = owners[(entity, column.field)]
+                if owner != destination.system:
+                    continue
+                pointer = f"/flows/{flow.id}/destinations/{index}/system"
+                problems.append(project.diagnostic(
+                    "E302", f"flow {flow.id!r} writes {entity}.{column.field} into"
+                    f" {owner!r}, the field's owner", pointer,
+                    f"remove {column.field!r} from this destination's 'fields', or"
+                    " make another system its owner"))
+
+    problems.extend(_check_single_writer(project, flows))
+    problems.extend(_check_cycles(project, flows))
+    return problems
+
+
+def _check_single_writer(project: Project, flows: list[FlowPlan]) -> list[Diagnostic]:
+    problems = []
+    writers: dict[tuple[str, str, str], str] = {}
+    for flow in flows:
+        for index, destination in enumerate(flow.destinations):
+            target = (destination.system, destination.object.strip().lower())
+            for column in destination.columns:
+                if column.field in flow.destinations[index].key:
+                    continue  # key columns identify rows; sharing them is the point
+                slot = (*target, column.header.strip().lower())
+                first = writers.setdefault(slot, flow.id)
+                if first == flow.id:
+                    continue
+                pointer = f"/flows/{flow.id}/destinations/{index}/object"
+                problems.append(project.diagnostic(
+                    "E303", f"flows {first!r} and {flow.id!r} both write the column"
+                    f" {column.header!r} of {destination.system}/{destination.object}",
+                    pointer, "let one flow own this column: remove it from the other"
+                    " flow's 'fields', or write to another tab"))
+    return problems
+
+
+def _check_cycles(project: Project, flows: list[FlowPlan]) -> list[Diagnostic]:
+    """Report one diagnostic per field whose writes between systems loop."""
+    edges: dict[str, dict[str, dict[str, str]]] = defaultdict(
+        lambda: defaultdict(dict))
+    for flow in flows:
+        source = flow.source.system
+        if source is None:
+            continue
+        for destination in flow.destinations:
+            for column in destination.columns:
+                name = f"{flow.map.entity}.{column.field}"
+                edges[name][source][destination.system] = flow.id
+    problems = []
+    for field_name in sorted(edges):
+        cycle = _find_cycle(edges[field_name])
+        if cycle is None:
+            continue
+        path = " -> ".join(cycle)
+        closing_flow = edges[field_name][cycle[-2]][cycle[-1]]
+        problems.append(project.diagnostic(
+            "E304", f"{field_name} is written in a cycle between systems: {path}",
+            f"/flows/{closing_flow}/destinations",
+            "remove one direction of the sync; each field flows away from its owner"))
+    return problems
+
+
+def _find_cycle(graph: dict[str, dict[str, str]]) -> list[str] | None:
+    state: dict[str, int] = {}
+    stack: list[str] = []
+
+    def visit(node: str) -> list[str] | None:
+        state[node] = 1
+        stack.append(node)
+        for successor in sorted(graph.get(node, {})):
+            if state.get(successor) == 1:
+                return [*stack[stack.index(successor):], successor]
+            if state.get(successor) is None:
+                found = visit(successor)
+                if found:
+                    return found
+        stack.pop()
+        state[node] = 2
+        return None
+
+    for node in sorted(graph):
+        if state.get(node) is None:
+            found = visit(node)
+            if found:
+                return found
+    return None
+
+
+def order_flows(project: Project, analysis: Analysis
+                ) -> tuple[list[FlowPlan], list[Diagnostic]]:
+    """Return the flows in run order, with their ``depends_on`` filled in."""
+    producers: dict[str, set[str]] = defaultdict(set)
+    for flow in analysis.flows.values():
+        producers[flow.map.entity].add(flow.id)
+    depends: dict[str, set[str]] = {}
+    problems = []
+    for flow in analysis.flows.values():
+        needed = set()
+        if flow.source.entity is not None:
+            needed.add(flow.source.entity)
+        for mapping in flow.map.fields:
+            if mapping.source.lookup is not None:
+                needed.add(mapping.source.lookup.entity)
+        upstream: set[str] = set()
+        for entity in sorted(needed):
+            found = producers.get(entity, set()) - {flow.id}
+            if not found:
+                problems.append(project.diagnostic(
+                    "E205", f"flow {flow.id!r} reads entity {entity!r}, but no flow"
+                    " produces it", f"/flows/{flow.id}",
+                    f"add a flow that maps records into {entity!r}"))
+            upstream |= found
+        depends[flow.id] = upstream
+
+    ordered: list[str] = []
+    remaining = dict(depends)
+    while remaining:
+        ready = sorted(name for name, deps in remaining.items()
+                       if deps <= set(ordered))
+        if not ready:
+            stuck = sorted(remaining)
+            problems.append(project.diagnostic(
+                "E305", "flows depend on each other's entities in a loop: "
+                + ", ".join(stuck), f"/flows/{stuck[0]}",
+                "break the loop: a flow cannot read an entity that depends on its own"
+                " output"))
+            ordered.extend(stuck)
+            break
+        ordered.extend(ready)
+        for name in ready:
+            del remaining[name]
+    plans = [analysis.flows[name].model_copy(
+        update={"depends_on": sorted(depends[name])}) for name in ordered]
+    return plans, problems

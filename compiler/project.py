@@ -1,0 +1,203 @@
+"""A spec project: ``syncplan.yaml`` and the files it includes, merged into one.
+
+Each file is parsed and validated on its own, so its diagnostics carry its own
+name and positions. The ``systems``, ``entities`` and ``flows`` sections of all
+files are then merged into one document; a name defined in two files is an
+error. ``Project.locate`` maps a JSON pointer of the merged document back to the
+file, line and column it came from.
+"""
+
+from __future__ import annotations
+
+import glob
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from compiler.diagnostics import Diagnostic
+from compiler.loader import LoadedFile, join_pointer, load_file
+from compiler.schema_check import validate_spec_file
+
+ROOT_NAMES = ("syncplan.yaml", "syncplan.yml", "syncplan.json")
+SECTIONS = ("systems", "entities", "flows")
+MAX_FILES = 500
+
+
+@dataclass
+class Project:
+    """The merged spec of a project and where each part of it came from."""
+
+    root: Path
+    files: list[LoadedFile] = field(default_factory=list)
+    data: dict[str, Any] = field(default_factory=dict)
+    diagnostics: list[Diagnostic] = field(default_factory=list)
+    origin: dict[tuple[str, str], LoadedFile] = field(default_factory=dict)
+    spec_hash: str = ""
+
+    @property
+    def name(self) -> str:
+        return str(self.data.get("project") or self.root.name or "project")
+
+    def locate(self, pointer: str, *, key: bool = False) -> tuple[str, int, int]:
+        """Return (file, line, column) of a node of the merged document."""
+        parts = pointer.split("/")
+        loaded = None
+        if len(parts) >= 3:
+            loaded = self.origin.get((parts[1], parts[2]))
+        if loaded is None:
+            loaded = self.files[0] if self.files else None
+        if loaded is None:
+            return ("syncplan.yaml", 1, 1)
+        table = loaded.key_positions if key else loaded.positions
+        if pointer in table:
+            return (loaded.path, *table[pointer])
+        while pointer:
+            pointer = pointer.rsplit("/", 1)[0]
+            if pointer in loaded.positions:
+                return (loaded.path, *loaded.positions[pointer])
+        return (loaded.path, 1, 1)
+
+    def diagnostic(self, code: str, message: str, pointer: str, hint: str | None,
+                   *, severity: str = "error", key: bool = False) -> Diagnostic:
+        file, line, column = self.locate(pointer, key=key)
+        return Diagnostic(severity, code, message, file, line, column, pointer, hint)  # type: ignore[arg-type]
+
+
+def find_root_file(path: Path) -> Path | None:
+    """Return the project's root spec file for a folder or a file path."""
+    if path.is_file():
+        return path
+    for name in ROOT_NAMES:
+        candidate = path / name
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def load_project(path: Path) -> Project:
+    """Load, validate and merge every file of the project at ``path``."""
+    root_file = find_root_file(path)
+    root_dir = (root_file.parent if root_file else path).resolve()
+    project = Project(root=root_dir)
+    if root_file is None:
+        names = ", ".join(ROOT_NAMES)
+        project.diagnostics.append(Diagnostic(
+            "error", "E014", f"no project found at {str(path)!r}: none of {names}"
+            " exists there", str(path), 1, 1, "",
+            "pass the folder that holds syncplan.yaml, or the spec file itself"))
+        return project
+
+    queue = [root_file.resolve()]
+    seen: set[Path] = set()
+    digest = hashlib.sha256()
+    while queue and len(seen) < MAX_FILES:
+        file_path = queue.pop(0)
+        if file_path in seen:
+            continue
+        seen.add(file_path)
+        loaded = load_file(file_path, _display(file_path, root_dir))
+        project.files.append(loaded)
+        project.diagnostics.extend(loaded.diagnostics)
+        digest.update(loaded.path.encode() + b"\0" + loaded.text.encode() + b"\0")
+        if loaded.diagnostics or loaded.data is None:
+            continue
+        schema_errors = validate_spec_file(loaded)
+        project.diagnostics.extend(schema_errors)
+        if not isinstance(loaded.data, dict):
+            continue
+        queue.extend(_includes(loaded, file_path, root_dir, project))
+        _merge(project, loaded, is_root=len(project.files) == 1)
+    project.spec_hash = "sha256:" + digest.hexdigest()
+    _check_root(project)
+    return project
+
+
+def _display(file_path: Path, root_dir: Path) -> str:
+    try:
+        return file_path.relative_to(root_dir).as_posix()
+    except ValueError:
+        return str(file_path)
+
+
+def _includes(loaded: LoadedFile, file_path: Path, root_dir: Path,
+              project: Project) -> list[Path]:
+    found: list[Path] = []
+    includes = loaded.data.get("include")
+    if not isinstance(includes, list):
+        return found
+    for index, pattern in enumerate(includes):
+        if not isinstance(pattern, str):
+            continue
+        pointer = join_pointer("/include", index)
+        line, column = loaded.positions.get(pointer, (1, 1))
+        target = (file_path.parent / pattern)
+        matches = sorted(Path(m) for m in glob.glob(str(target), recursive=True))
+        matches = [m.resolve() for m in matches if m.is_file()]
+        if not matches:
+            project.diagnostics.append(Diagnostic(
+                "error", "E011", f"include {pattern!r} matches no file", loaded.path,
+                line, column, pointer,
+                "check the path; it is relative to the file that includes it"))
+            continue
+        for match in matches:
+            if not match.is_relative_to(root_dir):
+                project.diagnostics.append(Diagnostic(
+                    "error", "E011", f"include {pattern!r} points outside the project"
+                    f" folder ({match})", loaded.path, line, column, pointer,
+                    "keep every spec file inside the folder of syncplan.yaml"))
+                continue
+            if match.suffix.lower() not in (".yaml", ".yml", ".json"):
+                project.diagnostics.append(Diagnostic(
+                    "error", "E011", f"include {pattern!r} matches {match.name!r},"
+                    " which is not a .yaml, .yml or .json file", loaded.path, line,
+                    column, pointer, "narrow the pattern to spec files"))
+                continue
+            found.append(match)
+    return found
+
+
+def _merge(project: Project, loaded: LoadedFile, *, is_root: bool) -> None:
+    data = loaded.data
+    if is_root:
+        for key in ("version", "project", "description"):
+            if key in data:
+                project.data[key] = data[key]
+    else:
+        for key in ("version", "project"):
+            if key in data:
+                line, column = loaded.key_positions.get(f"/{key}", (1, 1))
+                project.diagnostics.append(Diagnostic(
+                    "error", "E102", f"{key!r} belongs in syncplan.yaml, not in an"
+                    " included file", loaded.path, line, column, f"/{key}",
+                    f"remove '{key}:' from this file"))
+    for section in SECTIONS:
+        entries = data.get(section)
+        if not isinstance(entries, dict):
+            continue
+        merged = project.data.setdefault(section, {})
+        for name, value in entries.items():
+            previous = project.origin.get((section, name))
+            if previous is not None:
+                first = previous.key_positions.get(join_pointer(f"/{section}", name),
+                                                   (1, 1))
+                line, column = loaded.key_positions.get(
+                    join_pointer(f"/{section}", name), (1, 1))
+                project.diagnostics.append(Diagnostic(
+                    "error", "E015", f"{section[:-1]} {name!r} is already defined in"
+                    f" {previous.path}:{first[0]}:{first[1]}", loaded.path, line,
+                    column, join_pointer(f"/{section}", name),
+                    "rename one of them or remove the duplicate"))
+                continue
+            project.origin[(section, name)] = loaded
+            merged[name] = value
+
+
+def _check_root(project: Project) -> None:
+    if not project.files or project.files[0].data is None:
+        return
+    root = project.files[0]
+    if isinstance(root.data, dict) and "version" not in root.data:
+        project.diagnostics.append(Diagnostic(
+            "error", "E103", "missing required key 'version' in the project root",
+            root.path, 1, 1, "", "add 'version: 1' at the top of the file"))
