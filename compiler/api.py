@@ -7,7 +7,6 @@ produced only when there is no error (warnings are allowed).
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -15,8 +14,8 @@ from compiler.analyze import Analyzer
 from compiler.diagnostics import Diagnostic, has_errors
 from compiler.ownership import check_ownership, order_flows
 from compiler.plan import Plan
+from compiler.plan.io import dump_plan, plan_document, plan_problems
 from compiler.project import load_project
-from compiler.schema_check import validate_plan
 
 
 @dataclass
@@ -54,27 +53,13 @@ def compile_project(path: Path) -> CompileResult:
                 )
     result.diagnostics = sorted(set(diagnostics), key=Diagnostic.sort_key)
     if result.plan is not None:
-        problems = validate_plan(plan_document(result.plan))
+        problems = plan_problems(plan_document(result.plan))
         if problems:  # a compiler bug, not a spec problem: fail loudly
             raise AssertionError("the compiled plan does not match plan.schema.json: "
                                  + "; ".join(problems))
     return result
 
 
-def plan_document(plan: Plan) -> dict:
-    return plan.model_dump(mode="json", exclude_none=True)
-
-
 def plan_json(plan: Plan) -> str:
     """Serialize a plan deterministically: sorted keys, no timestamps."""
-    return json.dumps(plan_document(plan), indent=2, sort_keys=True,
-                      ensure_ascii=False) + "\n"
-
-
-def load_plan(text: str) -> Plan:
-    """Parse plan JSON and check it against the plan schema and models."""
-    document = json.loads(text)
-    problems = validate_plan(document)
-    if problems:
-        raise ValueError("invalid plan: " + "; ".join(problems[:5]))
-    return Plan.model_validate(document)
+    return dump_plan(plan)

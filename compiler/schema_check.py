@@ -68,15 +68,6 @@ def validate_spec_file(loaded: LoadedFile) -> list[Diagnostic]:
     return sorted(unique.values(), key=Diagnostic.sort_key)
 
 
-def validate_plan(plan: dict[str, Any]) -> list[str]:
-    """Return the schema errors of a plan document (empty when it is valid)."""
-    return [
-        f"{'/'.join(str(part) for part in error.absolute_path) or '(root)'}: "
-        f"{error.message}"
-        for error in _validator(schemas.PLAN_SCHEMA).iter_errors(plan)
-    ]
-
-
 def _pointer(error: ValidationError) -> str:
     pointer = ""
     for part in error.absolute_path:

@@ -1,0 +1,343 @@
+"""Run the flows of a plan: extract, map, load each destination, record the run.
+
+A run is one flow executed from one plan. Its steps:
+
+1. read the source (a system's stream, or the canonical records of an entity);
+2. filter, aggregate and map the records into canonical entity records
+   (``runtime.pipeline``), collecting error records;
+3. write each destination through the sheet engine, then the Errors and Runs
+   tabs of every spreadsheet the flow wrote;
+4. commit each spreadsheet, then store the canonical records, the written keys,
+   the error records and the run's counts in the state store.
+
+A failure of the run itself (a source that cannot be read, a spreadsheet that
+cannot be saved) marks the run ``failed`` and is reported; it never loses the
+error records collected so far, and the other flows still run.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import time
+import uuid
+import zoneinfo
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from importlib.metadata import entry_points
+from pathlib import Path
+from typing import Any
+
+from compiler.plan import FlowPlan, Plan, SystemPlan
+from runtime.mapping import MappingProblem
+from runtime.pipeline import ErrorRecord, FlowPipeline, MappedBatch, aggregate
+from runtime.references import UnresolvedReference, resolve
+from runtime.sheets.base import SheetBackend
+from runtime.sheets.engine import plan_tab_sync
+from runtime.sheets.tabs import append_run_row, sync_errors_tab
+from runtime.sheets.xlsx import XlsxBackend
+from runtime.sources import read_source
+from runtime.sources.base import SourceContext, SourceError, SourceUnavailable
+from runtime.state import StateStore
+from runtime.values import from_json_value, to_json_value
+
+logger = logging.getLogger(__name__)
+
+BACKEND_ENTRY_POINTS = "syncplan.sheet_backends"
+DEFAULT_WINDOW_DAYS = 60
+
+
+class RunFailed(Exception):
+    """The run of a flow cannot go on; the message says why and what to do."""
+
+
+@dataclass
+class FlowResult:
+    """The summary of one run of one flow."""
+
+    flow: str
+    run_id: str
+    status: str = "running"
+    read: int = 0
+    filtered: int = 0
+    created: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    deleted: int = 0
+    failed: int = 0
+    seconds: float = 0.0
+    message: str | None = None
+    destinations: list[str] = field(default_factory=list)
+    errors: list[dict[str, Any]] = field(default_factory=list)
+
+    def counts(self) -> dict[str, Any]:
+        return {"read": self.read, "filtered": self.filtered, "created": self.created,
+                "updated": self.updated, "unchanged": self.unchanged,
+                "deleted": self.deleted, "failed": self.failed,
+                "seconds": round(self.seconds, 3)}
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)
+
+
+def _iso(moment: dt.datetime) -> str:
+    return moment.isoformat(timespec="seconds")
+
+
+class PlanRunner:
+    """Runs the flows of one plan against one project folder and state store."""
+
+    def __init__(self, plan: Plan, root: Path, state: StateStore, *,
+                 now: dt.datetime | None = None,
+                 progress: Callable[[str, int], None] | None = None) -> None:
+        self.plan = plan
+        self.root = root
+        self.state = state
+        self.now = now
+        self.progress = progress
+        self._backends: dict[str, SheetBackend] = {}
+
+    # --- public -----------------------------------------------------------
+
+    def run(self, flow_ids: list[str] | None = None) -> list[FlowResult]:
+        """Run the given flows (all by default) in plan order."""
+        wanted = set(flow_ids) if flow_ids else None
+        results = []
+        for flow in self.plan.flows:
+            if wanted is None or flow.id in wanted:
+                results.append(self.run_flow(flow))
+        return results
+
+    def run_flow(self, flow: FlowPlan, run_id: str | None = None) -> FlowResult:
+        run_id = run_id or uuid.uuid4().hex[:12]
+        started = self.now or _now()
+        result = FlowResult(flow=flow.id, run_id=run_id)
+        clock = time.perf_counter()
+        self.state.start_run(run_id, flow.id, _iso(started), self.plan.spec_hash)
+        logger.info("run %s of flow %s started", run_id, flow.id)
+        batch = MappedBatch()
+        try:
+            self._execute(flow, run_id, started, batch, result)
+            result.status = "succeeded"
+        except (RunFailed, SourceUnavailable, UnresolvedReference, OSError) as exc:
+            result.status = "failed"
+            result.message = str(exc)
+            logger.error("run %s of flow %s failed: %s", run_id, flow.id, exc)
+        result.seconds = time.perf_counter() - clock
+        rows = [error.as_row() for error in batch.errors]
+        result.errors = rows
+        result.failed = len(rows)
+        result.read = batch.read
+        result.filtered = batch.filtered
+        finished = _now() if self.now is None else self.now
+        self.state.add_errors(run_id, flow.id, rows, _iso(finished))
+        self.state.finish_run(run_id, result.status, _iso(finished), result.counts(),
+                              result.message)
+        logger.info("run %s of flow %s %s: %s", run_id, flow.id, result.status,
+                    result.counts())
+        return result
+
+    # --- steps ------------------------------------------------------------
+
+    def _execute(self, flow: FlowPlan, run_id: str, started: dt.datetime,
+                 batch: MappedBatch, result: FlowResult) -> None:
+        clock = time.perf_counter()
+        context = {"flow": {"id": flow.id}, "run": {"id": run_id},
+                   "now": started}
+        lookups = {entity: list(self._entity_records(entity))
+                   for entity in self._lookup_entities(flow)}
+        pipeline = FlowPipeline(self.plan, flow, context, lookups)
+        items = self._source_items(flow, started, batch)
+        source_count = None
+        if flow.aggregate is not None:
+            groups, source_count = self._aggregated(flow, items, pipeline, batch)
+            items = iter(groups)
+        reporter = None
+        if self.progress is not None:
+            progress = self.progress
+
+            def reporter(count: int) -> None:
+                progress(flow.id, count)
+
+        pipeline.map_records(items, batch, reporter)
+        if source_count is not None:
+            batch.read = source_count
+        records = list(batch.records.values())
+
+        touched: dict[str, SheetBackend] = {}
+        written: list[tuple[str, str, set[str]]] = []
+        for destination in flow.destinations:
+            system = self.plan.systems[destination.system]
+            backend = self._backend(system)
+            touched[system.id] = backend
+            keys = self._write_destination(flow, destination, system, backend, records,
+                                           batch, result)
+            written.append((system.id, destination.object, keys))
+            result.destinations.append(f"{destination.system}/{destination.object}"
+                                       f" ({backend.location()})")
+        finished = _now() if self.now is None else self.now
+        result.read = batch.read
+        result.filtered = batch.filtered
+        result.failed = len(batch.errors)
+        result.seconds = time.perf_counter() - clock
+        for system_id, backend in sorted(touched.items()):
+            self._write_report_tabs(flow, run_id, started, finished, backend, batch,
+                                    result)
+            try:
+                backend.commit()
+            except OSError as exc:
+                raise RunFailed(f"cannot save the spreadsheet of system {system_id!r}"
+                                f" at {backend.location()}: {exc}") from exc
+        # Only what is saved counts as written, so mirror never deletes a row that
+        # a failed save left behind unrecorded.
+        for system_id, object_name, keys in written:
+            self.state.set_written_keys(system_id, object_name, keys)
+        entity = self.plan.entity(flow.map.entity)
+        self.state.replace_records(entity.id, flow.id, (
+            (key, {name: to_json_value(value) for name, value in record.items()})
+            for key, record in batch.records.items()))
+
+    def _lookup_entities(self, flow: FlowPlan) -> set[str]:
+        return {m.source.lookup.entity for m in flow.map.fields
+                if m.source.lookup is not None}
+
+    def _entity_records(self, entity_id: str) -> Iterator[dict[str, Any]]:
+        entity = self.plan.entity(entity_id)
+        types = {f.name: f.type for f in entity.fields}
+        for stored in self.state.records(entity_id):
+            yield {name: from_json_value(types[name], value) if name in types
+                   else value for name, value in stored.items()}
+
+    def _source_items(self, flow: FlowPlan, started: dt.datetime,
+                      batch: MappedBatch) -> Iterator[tuple[Mapping[str, Any], str]]:
+        source = flow.source
+        if source.entity is not None:
+            for index, record in enumerate(self._entity_records(source.entity)):
+                yield record, f"{source.entity}[{index}]"
+            return
+        system = self._resolved_system(self.plan.systems[source.system or ""])
+        context = self._source_context(flow, system, started)
+        for item in read_source(system, source.stream or "", context):
+            if isinstance(item, SourceError):
+                batch.errors.append(ErrorRecord(
+                    flow.id, item.code, item.message, item.key, item.field, item.raw,
+                    item.position))
+                continue
+            yield item.data, item.position
+
+    def _aggregated(self, flow: FlowPlan, items: Iterator[tuple[Mapping[str, Any], str]],
+                    pipeline: FlowPipeline, batch: MappedBatch
+                    ) -> tuple[list[tuple[Mapping[str, Any], str]], int]:
+        """Filter, then group the source records; return the groups and the count read."""
+        kept = []
+        count = 0
+        for data, position in items:
+            count += 1
+            try:
+                if pipeline.filter is not None and not pipeline.filter(data):
+                    batch.filtered += 1
+                    continue
+            except MappingProblem as problem:
+                batch.errors.append(ErrorRecord(flow.id, problem.code, problem.message,
+                                                position=position, record=data))
+                continue
+            kept.append(data)
+        pipeline.filter = None  # already applied to the records before grouping
+        groups = [(group, f"group {index + 1}")
+                  for index, group in enumerate(aggregate(kept, flow))]
+        return groups, count
+
+    def _source_context(self, flow: FlowPlan, system: SystemPlan,
+                        started: dt.datetime) -> SourceContext:
+        zone = zoneinfo.ZoneInfo(system.settings.get("timezone", "UTC"))
+        window = flow.source.window
+        start = started - dt.timedelta(days=DEFAULT_WINDOW_DAYS)
+        end = started + dt.timedelta(days=DEFAULT_WINDOW_DAYS)
+        if window is not None:
+            if window.days_back is not None:
+                start = started - dt.timedelta(days=window.days_back)
+            if window.days_ahead is not None:
+                end = started + dt.timedelta(days=window.days_ahead)
+            if window.start is not None:
+                start = dt.datetime.combine(dt.date.fromisoformat(window.start),
+                                            dt.time(), zone)
+            if window.end is not None:
+                end = dt.datetime.combine(dt.date.fromisoformat(window.end),
+                                          dt.time(), zone)
+        return SourceContext(base_dir=self.root, now=started, window_start=start,
+                             window_end=end)
+
+    def _resolved_system(self, system: SystemPlan) -> SystemPlan:
+        settings = {name: resolve(value, self.root) if isinstance(value, str) else value
+                    for name, value in system.settings.items()}
+        return system.model_copy(update={"settings": settings})
+
+    # --- destinations -----------------------------------------------------
+
+    def _backend(self, system: SystemPlan) -> SheetBackend:
+        if system.id in self._backends:
+            return self._backends[system.id]
+        if system.kind != "sheets":
+            raise RunFailed(f"system {system.id!r} of kind {system.kind!r} cannot be"
+                            " written by this version of syncplan; write to a sheets"
+                            " system")
+        spreadsheet = resolve(str(system.settings["spreadsheet"]), self.root)
+        if spreadsheet.lower().endswith(".xlsx"):
+            path = Path(spreadsheet)
+            backend: SheetBackend = XlsxBackend(path if path.is_absolute()
+                                                else self.root / path)
+        else:
+            backend = self._plugin_backend(system, spreadsheet)
+        self._backends[system.id] = backend
+        return backend
+
+    def _plugin_backend(self, system: SystemPlan, spreadsheet: str) -> SheetBackend:
+        for entry in entry_points(group=BACKEND_ENTRY_POINTS):
+            factory = entry.load()
+            backend = factory(system, spreadsheet, self.root)
+            if backend is not None:
+                return backend
+        raise RunFailed(
+            f"system {system.id!r}: {spreadsheet!r} is not a local .xlsx path, and no"
+            " installed backend accepts it as a spreadsheet id or URL; give a path"
+            " ending in .xlsx, or install the Google Sheets backend")
+
+    def _write_destination(self, flow: FlowPlan, destination: Any, system: SystemPlan,
+                           backend: SheetBackend, records: list[dict[str, Any]],
+                           batch: MappedBatch, result: FlowResult) -> set[str]:
+        """Write one destination; return the keys of the rows syncplan now owns there."""
+        entity = self.plan.entity(flow.map.entity)
+        types = {f.name: f.type for f in entity.fields}
+        grid = backend.read_tab(destination.object)
+        owned = self.state.written_keys(system.id, destination.object)
+        sync = plan_tab_sync(grid, records, destination.columns, types,
+                             mode=destination.mode, key=destination.key,
+                             owned_keys=owned,
+                             timezone=system.settings.get("timezone", "UTC"))
+        if not sync.changes.is_empty():
+            backend.apply(destination.object, sync.changes)
+        for problem in sync.errors:
+            batch.errors.append(ErrorRecord(flow.id, problem.code, problem.message,
+                                            problem.key, problem.field, problem.raw,
+                                            f"{system.id}/{destination.object}"))
+        result.created += sync.created
+        result.updated += sync.updated
+        result.unchanged += sync.unchanged
+        result.deleted += sync.deleted
+        return set(sync.written_keys)
+
+    def _write_report_tabs(self, flow: FlowPlan, run_id: str, started: dt.datetime,
+                           finished: dt.datetime, backend: SheetBackend,
+                           batch: MappedBatch, result: FlowResult) -> None:
+        rows = [error.as_row() for error in batch.errors]
+        first_seen = self.state.first_seen(flow.id, [row["error_id"] for row in rows])
+        error_rows = [{**row, "first_run": first_seen.get(row["error_id"], run_id),
+                       "time": started} for row in rows]
+        sync_errors_tab(backend, flow.id, error_rows, ())
+        append_run_row(backend, {
+            "run_id": run_id, "flow": flow.id, "started": started,
+            "finished": finished, "status": "succeeded",
+            **{k: v for k, v in result.counts().items() if k != "filtered"},
+            "seconds": round(result.seconds, 3),
+        })

@@ -1,0 +1,52 @@
+"""Spreadsheet destinations: the sync engine, the .xlsx backend and the report tabs.
+
+``runtime.sheets.base`` defines the backend interface, ``runtime.sheets.engine``
+computes the edits of a tab, ``runtime.sheets.xlsx`` stores tabs in a local
+workbook and ``runtime.sheets.tabs`` keeps the Errors and Runs tabs.
+"""
+
+from runtime.sheets.base import CellKind, ChangeSet, Grid, SheetBackend
+from runtime.sheets.engine import (
+    SHEETS_MAX_CELL_CHARS,
+    RowProblem,
+    TabSync,
+    canonical_key,
+    cell_kind,
+    cell_values_equal,
+    find_columns,
+    plan_tab_sync,
+    sync_tab,
+)
+from runtime.sheets.tabs import (
+    ERRORS_COLUMNS,
+    ERRORS_TAB,
+    RUNS_COLUMNS,
+    RUNS_TAB,
+    append_run_row,
+    sync_errors_tab,
+)
+from runtime.sheets.xlsx import XlsxBackend, XlsxFileError
+
+__all__ = [
+    "ERRORS_COLUMNS",
+    "ERRORS_TAB",
+    "RUNS_COLUMNS",
+    "RUNS_TAB",
+    "SHEETS_MAX_CELL_CHARS",
+    "CellKind",
+    "ChangeSet",
+    "Grid",
+    "RowProblem",
+    "SheetBackend",
+    "TabSync",
+    "XlsxBackend",
+    "XlsxFileError",
+    "append_run_row",
+    "canonical_key",
+    "cell_kind",
+    "cell_values_equal",
+    "find_columns",
+    "plan_tab_sync",
+    "sync_errors_tab",
+    "sync_tab",
+]

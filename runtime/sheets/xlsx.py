@@ -1,0 +1,558 @@
+"""The local ``.xlsx`` backend: tabs of a workbook file, read and written with openpyxl.
+
+``XlsxBackend`` only reads tabs into grids and applies the change sets that the
+engine computed. The workbook is opened with formulas kept (never ``data_only``), so
+a formula cell reads as its formula text and is saved back unchanged unless the
+engine writes into it, which it does only in owned columns. Text is always stored
+as text, so ``007`` keeps its zeros and ``=SUM(A1)`` from a source stays a string.
+
+Saving is atomic: the workbook is written to a temporary file in the same folder,
+flushed to disk and moved over the report with ``os.replace``, so a crash leaves
+either the old file or the new one. There is no lock. One process at a time may
+sync a workbook, and ``commit`` refuses to save over a file that changed on disk
+since it was opened, which stops a second writer from silently losing the first
+one's changes.
+
+openpyxl rewrites the whole file and drops what it does not model: images, charts,
+pivot tables and some Excel extensions of a workbook people edited in Excel.
+"""
+
+from __future__ import annotations
+
+import bisect
+import datetime as dt
+import logging
+import os
+import re
+import shutil
+import uuid
+import warnings
+import zipfile
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import openpyxl
+from openpyxl.cell.cell import Cell
+from openpyxl.formula.tokenizer import Token, Tokenizer, TokenizerError
+from openpyxl.styles import Font
+from openpyxl.styles.numbers import STRIP_RE, is_date_format, is_timedelta_format
+from openpyxl.utils import get_column_letter
+from openpyxl.utils.exceptions import InvalidFileException
+from openpyxl.workbook.workbook import Workbook
+from openpyxl.worksheet.formula import ArrayFormula, DataTableFormula
+from openpyxl.worksheet.worksheet import Worksheet
+
+from runtime.sheets.base import CellKind, ChangeSet, Grid
+
+logger = logging.getLogger(__name__)
+
+# Excel stores at most 32,767 characters in a cell, and openpyxl silently cuts longer
+# text to that length when a value is set.
+XLSX_MAX_CELL_CHARS = 32_767
+_MAX_TAB_TITLE = 31
+_INVALID_TAB_TITLE = re.compile(r"[\\/*?:\[\]]")
+
+DATE_FORMAT = "yyyy-mm-dd"
+DATETIME_FORMAT = "yyyy-mm-dd hh:mm"
+DURATION_FORMAT = "[h]:mm"
+GENERAL_FORMAT = "General"
+
+_CELL_REFERENCE = re.compile(r"(\$?[A-Za-z]{1,3}\$?)(\d+)")
+_ROW_RANGE = re.compile(r"(\$?)(\d+):(\$?)(\d+)")
+_REF_ERROR = "#REF!"
+
+
+class XlsxFileError(Exception):
+    """The workbook file cannot be opened or saved; the message says what to fix."""
+
+
+class XlsxBackend:
+    """A ``SheetBackend`` over one ``.xlsx`` file.
+
+    The file is opened when the backend is created, or a new workbook is started
+    when the path does not exist yet. Nothing reaches the disk before ``commit``.
+    """
+
+    max_cell_chars = XLSX_MAX_CELL_CHARS
+
+    def __init__(self, path: Path | str) -> None:
+        self._path = Path(path)
+        self._dirty = False
+        self._default_sheet: Worksheet | None = None
+        if self._path.exists():
+            self._workbook = _load_workbook(self._path)
+        else:
+            self._workbook = openpyxl.Workbook()
+            # A new workbook comes with an empty "Sheet" that is removed on save
+            # unless something was written to it.
+            self._default_sheet = self._workbook.active
+        self._disk_state = _disk_state(self._path)
+
+    def location(self) -> str:
+        """Return the path of the workbook file."""
+        return str(self._path)
+
+    def read_tab(self, name: str) -> Grid | None:
+        """Return the used range of the tab, or ``None`` when no tab has that name.
+
+        Trailing blank rows and columns are left out. Cells with a date-only number
+        format read as ``datetime.date``, durations as ``datetime.timedelta`` and
+        formula cells as their formula text.
+        """
+        sheet = _find_sheet(self._workbook, name)
+        if sheet is None:
+            return None
+
+        values = {
+            position: value
+            for position, cell in _stored_cells(sheet)
+            if (value := _read_value(cell)) is not None
+        }
+        height, width = _extent(values)
+        rows: list[list[Any]] = [[None] * width for _ in range(height)]
+        for (row, column), value in values.items():
+            rows[row - 1][column - 1] = value
+
+        return Grid(rows)
+
+    def apply(self, name: str, changes: ChangeSet) -> None:
+        """Apply ``changes`` to the tab, creating the tab first if it is missing."""
+        sheet = _find_sheet(self._workbook, name)
+        if sheet is None:
+            sheet = self._create_sheet(name)
+            self._dirty = True
+        if changes.is_empty():
+            return
+
+        height, width = _extent(
+            {position: True for position, cell in _stored_cells(sheet) if _has_value(cell)}
+        )
+        _write_new_headers(sheet, changes.new_headers, width)
+        for (row, column), value in changes.cells.items():
+            _write_cell(sheet, row, column, value, changes.column_kinds)
+
+        # When the tab was empty, the new headers are row 0 and rows follow them.
+        first_row = max(height, 1 if changes.new_headers else 0)
+        for offset, values in enumerate(changes.append_rows):
+            for column, value in enumerate(values):
+                if value is not None:
+                    _write_cell(sheet, first_row + offset, column, value, changes.column_kinds)
+
+        if changes.delete_rows:
+            delete_rows(self._workbook, sheet, [index + 1 for index in changes.delete_rows])
+        self._dirty = True
+
+    def commit(self) -> None:
+        """Save the workbook atomically, unless nothing changed since it was opened.
+
+        Raises ``XlsxFileError`` when the file changed on disk after it was opened
+        or cannot be replaced.
+        """
+        if not self._dirty and self._path.exists():
+            logger.debug("Workbook %s has no changes to save", self._path)
+            return
+
+        self._check_unchanged_on_disk()
+        self._drop_unused_default_sheet()
+        _save_atomically(self._workbook, self._path)
+        self._disk_state = _disk_state(self._path)
+        self._dirty = False
+        logger.info("Saved workbook %s", self._path)
+
+    def _create_sheet(self, name: str) -> Worksheet:
+        _check_tab_title(name)
+        sheet = self._workbook.create_sheet(title=name)
+        sheet.freeze_panes = "A2"
+        logger.debug("Created tab %r in %s", name, self._path)
+        return sheet
+
+    def _check_unchanged_on_disk(self) -> None:
+        if _disk_state(self._path) == self._disk_state:
+            return
+
+        raise XlsxFileError(
+            f"Workbook {str(self._path)!r} changed on disk after syncplan opened it,"
+            " so it was not saved and the other changes were kept. Run the sync"
+            " again so it starts from the new content."
+        )
+
+    def _drop_unused_default_sheet(self) -> None:
+        sheet = self._default_sheet
+        if sheet is None or sheet not in self._workbook.worksheets:
+            return
+        if len(self._workbook.sheetnames) == 1:
+            return
+        if any(_has_value(cell) for _, cell in _stored_cells(sheet)):
+            return
+
+        self._workbook.remove(sheet)
+        self._workbook.active = 0
+        self._default_sheet = None
+
+
+# --- Opening and saving --------------------------------------------------------
+
+
+def _load_workbook(path: Path) -> Workbook:
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            workbook = openpyxl.load_workbook(path)
+        except (InvalidFileException, zipfile.BadZipFile, KeyError, OSError) as error:
+            raise XlsxFileError(
+                f"Cannot open {str(path)!r} as an .xlsx workbook ({error}). Repair the"
+                " file, or move it away so that syncplan creates a new one."
+            ) from error
+
+    # openpyxl warns about parts it drops, such as unsupported extensions.
+    for warning in caught:
+        logger.warning("openpyxl while reading %s: %s", path, warning.message)
+    return workbook
+
+
+def _disk_state(path: Path) -> tuple[int, int] | None:
+    try:
+        status = path.stat()
+    except FileNotFoundError:
+        return None
+
+    return (status.st_mtime_ns, status.st_size)
+
+
+def _save_atomically(workbook: Workbook, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    # os.open applies the umask like any new file, so the report does not end up
+    # readable only by its owner, as a tempfile.mkstemp file would be.
+    os.close(os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+    try:
+        if path.exists():
+            shutil.copymode(path, temporary)
+        workbook.save(temporary)
+        with open(temporary, "rb") as written:
+            os.fsync(written.fileno())
+        os.replace(temporary, path)
+    except PermissionError as error:
+        temporary.unlink(missing_ok=True)
+        raise XlsxFileError(
+            f"Cannot replace {str(path)!r} ({error}). Close the workbook in Excel or"
+            " any other program that has it open, check the folder's permissions,"
+            " and run the sync again."
+        ) from error
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
+
+    _sync_directory(path.parent)
+
+
+def _sync_directory(folder: Path) -> None:
+    # The rename itself is durable only once the folder entry is flushed (POSIX).
+    if os.name != "posix":
+        return
+
+    descriptor = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
+
+
+# --- Reading -------------------------------------------------------------------
+
+
+def _find_sheet(workbook: Workbook, name: str) -> Worksheet | None:
+    # Excel and Google Sheets both treat tab names as case-insensitive, so a tab a
+    # person renamed to "errors" must not get an "Errors" twin.
+    wanted = name.casefold()
+    for sheet in workbook.worksheets:
+        if sheet.title.casefold() == wanted:
+            return sheet
+
+    return None
+
+
+def _check_tab_title(name: str) -> None:
+    if not name.strip() or len(name) > _MAX_TAB_TITLE or _INVALID_TAB_TITLE.search(name):
+        raise ValueError(
+            f"Tab name {name!r} is not valid in an .xlsx workbook; use 1 to"
+            f" {_MAX_TAB_TITLE} characters without any of \\ / * ? : [ ]."
+        )
+    if name.startswith("'") or name.endswith("'"):
+        raise ValueError(
+            f"Tab name {name!r} starts or ends with an apostrophe, which Excel rejects;"
+            " remove the apostrophe."
+        )
+
+
+def _stored_cells(sheet: Worksheet) -> Iterable[tuple[tuple[int, int], Cell]]:
+    # The public iterators (iter_rows, values) create a cell object for every empty
+    # position they pass, which would grow the file on every read. The cell
+    # dictionary holds only the cells the file or the engine created.
+    return list(sheet._cells.items())
+
+
+def _has_value(cell: Cell) -> bool:
+    return cell.value is not None and cell.value != ""
+
+
+def _extent(values: dict[tuple[int, int], Any]) -> tuple[int, int]:
+    if not values:
+        return (0, 0)
+
+    height = max(row for row, _ in values)
+    width = max(column for _, column in values)
+    return (height, width)
+
+
+def _read_value(cell: Cell) -> Any:
+    value = cell.value
+    if value is None or value == "":
+        return None
+    if isinstance(value, ArrayFormula):
+        return value.text
+    if isinstance(value, DataTableFormula):
+        return f"=TABLE({value.r1 or ''},{value.r2 or ''})"
+    # openpyxl reads every date-formatted number as a datetime.
+    if isinstance(value, dt.datetime) and date_format_kind(cell.number_format) == "date":
+        return value.date()
+
+    return value
+
+
+# --- Writing -------------------------------------------------------------------
+
+
+def _write_new_headers(sheet: Worksheet, headers: list[str], width: int) -> None:
+    for offset, header in enumerate(headers):
+        column = width + offset + 1
+        cell = sheet.cell(row=1, column=column)
+        cell.value = header
+        cell.data_type = "s"
+        cell.font = Font(bold=True)
+        letter = get_column_letter(column)
+        # Membership does not create the dimension, unlike indexing.
+        if letter not in sheet.column_dimensions:
+            sheet.column_dimensions[letter].width = max(10, len(header) + 2)
+
+
+def _write_cell(
+    sheet: Worksheet, row: int, column: int, value: Any, kinds: dict[int, CellKind]
+) -> None:
+    """Write one value at 0-based ``(row, column)``; row 0 is the header row."""
+    cell = sheet.cell(row=row + 1, column=column + 1)
+    previous_format = cell.number_format
+    cell.value = value
+    if isinstance(value, str):
+        # The setter turns text starting with "=" into a formula and "#N/A" into an
+        # error value. Text from a source must stay text.
+        cell.data_type = "s"
+
+    if row == 0:
+        cell.font = Font(bold=True)
+        return
+    if value is not None:
+        cell.number_format = number_format_for(kinds.get(column, "text"), previous_format)
+
+
+def number_format_for(kind: CellKind, previous: str) -> str:
+    """Return the number format a written cell of ``kind`` gets.
+
+    A format of the right sort that a person chose (``dd/mm/yyyy`` on a date
+    column, ``#,##0.00`` on a number column) is kept. Otherwise dates get
+    ``yyyy-mm-dd``, datetimes ``yyyy-mm-dd hh:mm`` and durations ``[h]:mm``. Other
+    kinds keep the cell's format unless it would show the value as a date.
+    """
+    previous_kind = date_format_kind(previous)
+    if kind == "date":
+        return previous if previous_kind == "date" else DATE_FORMAT
+    if kind == "datetime":
+        return previous if previous_kind == "datetime" else DATETIME_FORMAT
+    if kind == "duration":
+        return previous if previous_kind == "duration" else DURATION_FORMAT
+
+    return GENERAL_FORMAT if previous_kind is not None else previous
+
+
+def date_format_kind(number_format: str | None) -> str | None:
+    """Classify a number format as "date", "datetime", "time" or "duration".
+
+    Returns ``None`` for formats that show plain numbers or text. openpyxl's own
+    ``is_datetime`` looks for lowercase letters only, so it takes ``DD/MM/YYYY``
+    for a time format.
+    """
+    if not is_date_format(number_format):
+        return None
+    assert number_format is not None
+    if is_timedelta_format(number_format):
+        return "duration"
+
+    section = number_format.split(";")[0]
+    section = STRIP_RE.sub("", section)
+    # Escaped characters and padding widths are shown literally, never as fields.
+    section = re.sub(r"[\\_].", "", section).casefold()
+    has_date = any(letter in section for letter in "dy")
+    has_time = any(letter in section for letter in "hs")
+    if has_date and has_time:
+        return "datetime"
+    return "date" if has_date else "time"
+
+
+# --- Deleting rows -------------------------------------------------------------
+
+
+class RowDeletion:
+    """Maps 1-based row numbers to their numbers after some rows are deleted."""
+
+    def __init__(self, rows: Iterable[int]) -> None:
+        self._rows = sorted(set(rows))
+
+    def new_row(self, row: int) -> int | None:
+        """Return the row's new number, or ``None`` when the row is deleted."""
+        index = bisect.bisect_left(self._rows, row)
+        if index < len(self._rows) and self._rows[index] == row:
+            return None
+
+        return row - index
+
+    def new_span(self, top: int, bottom: int) -> tuple[int, int] | None:
+        """Return the new bounds of rows ``top..bottom``, or ``None`` if all are deleted."""
+        new_top = top - bisect.bisect_left(self._rows, top)
+        new_bottom = bottom - bisect.bisect_right(self._rows, bottom)
+        if new_bottom < new_top:
+            return None
+
+        return (new_top, new_bottom)
+
+
+def delete_rows(workbook: Workbook, sheet: Worksheet, rows: list[int]) -> None:
+    """Delete the 1-based ``rows`` of ``sheet`` and fix the formulas that refer to it.
+
+    References to rows below a deleted row move up, ranges shrink, and references
+    to a deleted cell become ``#REF!``, as when a person deletes the rows in Excel.
+    Formulas of every tab and defined names are updated. ``Worksheet.delete_rows``
+    of openpyxl does neither, and it creates a cell for every empty position below
+    the deleted row.
+    """
+    deletion = RowDeletion(rows)
+    _fix_formulas(workbook, sheet, deletion)
+
+    moved: dict[tuple[int, int], Cell] = {}
+    for (row, column), cell in _stored_cells(sheet):
+        new_row = deletion.new_row(row)
+        if new_row is None:
+            continue
+        cell.row = new_row
+        if getattr(cell, "_hyperlink", None) is not None:
+            cell._hyperlink.ref = cell.coordinate
+        moved[(new_row, column)] = cell
+
+    sheet._cells.clear()
+    sheet._cells.update(moved)
+    sheet._current_row = sheet.max_row if moved else 0
+    # NOTE: merged cells, conditional formatting, data validations, tables and row
+    # heights of the tab keep their old row numbers.
+
+
+def _fix_formulas(workbook: Workbook, target: Worksheet, deletion: RowDeletion) -> None:
+    for sheet in workbook.worksheets:
+        on_target = sheet is target
+        for _, cell in _stored_cells(sheet):
+            if cell.data_type != "f":
+                continue
+            if isinstance(cell.value, ArrayFormula):
+                formula = cell.value
+                formula.text = shift_formula(formula.text, target.title, on_target, deletion)
+                if on_target and formula.ref:
+                    formula.ref = _shift_row_numbers(formula.ref, deletion) or formula.ref
+            elif isinstance(cell.value, str):
+                cell._value = shift_formula(cell.value, target.title, on_target, deletion)
+
+    for defined in _defined_names(workbook):
+        if defined.attr_text:
+            text = shift_formula("=" + defined.attr_text, target.title, False, deletion)
+            defined.attr_text = text[1:]
+
+
+def _defined_names(workbook: Workbook) -> list[Any]:
+    names = list(workbook.defined_names.values())
+    for sheet in workbook.worksheets:
+        names.extend(sheet.defined_names.values())
+
+    return names
+
+
+def shift_formula(formula: str, target_title: str, on_target: bool, deletion: RowDeletion) -> str:
+    """Rewrite the references of ``formula`` to tab ``target_title`` for a row deletion.
+
+    ``on_target`` tells whether the formula sits in that tab, where references
+    without a tab name refer to it. A formula the tokenizer cannot parse is kept.
+    """
+    try:
+        tokens = Tokenizer(formula).items
+    except TokenizerError as error:
+        logger.warning("Kept formula %r unchanged after a row deletion: %s", formula, error)
+        return formula
+
+    changed = False
+    for token in tokens:
+        if token.type != Token.OPERAND or token.subtype != Token.RANGE:
+            continue
+        shifted = _shift_reference(token.value, target_title, on_target, deletion)
+        if shifted != token.value:
+            token.value = shifted
+            changed = True
+
+    if not changed:
+        return formula
+    return "=" + "".join(token.value for token in tokens)
+
+
+def _shift_reference(text: str, target_title: str, on_target: bool, deletion: RowDeletion) -> str:
+    prefix, reference = "", text
+    if "!" in text:
+        sheet_part, reference = text.rsplit("!", 1)
+        prefix = sheet_part + "!"
+        title = sheet_part
+        if title.startswith("'") and title.endswith("'"):
+            title = title[1:-1].replace("''", "'")
+        # Ranges over several tabs and other workbooks are left alone.
+        if ":" in title or title.startswith("["):
+            return text
+        refers_to_target = title.casefold() == target_title.casefold()
+    else:
+        refers_to_target = on_target
+    if not refers_to_target:
+        return text
+
+    shifted = _shift_row_numbers(reference, deletion)
+    return prefix + (shifted if shifted is not None else _REF_ERROR)
+
+
+def _shift_row_numbers(reference: str, deletion: RowDeletion) -> str | None:
+    """Return the shifted reference, or ``None`` when all its rows are deleted."""
+    corners = [_CELL_REFERENCE.fullmatch(part) for part in reference.split(":")]
+    if len(corners) <= 2 and all(corners):
+        columns = [match.group(1) for match in corners if match]
+        rows = [int(match.group(2)) for match in corners if match]
+        return _shift_span(columns, rows, deletion)
+
+    whole_rows = _ROW_RANGE.fullmatch(reference)
+    if whole_rows:
+        markers = [whole_rows.group(1), whole_rows.group(3)]
+        rows = [int(whole_rows.group(2)), int(whole_rows.group(4))]
+        return _shift_span(markers, rows, deletion)
+
+    # Whole columns, names and structured table references do not move.
+    return reference
+
+
+def _shift_span(prefixes: list[str], rows: list[int], deletion: RowDeletion) -> str | None:
+    span = deletion.new_span(min(rows), max(rows))
+    if span is None:
+        return None
+
+    # A range may be written bottom corner first; keep the order it was written in.
+    new_rows = list(span) if rows[0] <= rows[-1] else [span[1], span[0]]
+    return ":".join(f"{prefix}{row}" for prefix, row in zip(prefixes, new_rows))

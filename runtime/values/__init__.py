@@ -1,0 +1,31 @@
+"""Canonical field values: typed conversion and normalization of raw values.
+
+``compile_field(field)`` turns one ``FieldPlan`` into a converter, compiled once
+per plan load and called for every value of the field. The converter takes a raw
+value (text from CSV, or a typed value from JSON and ICS readers: int, float,
+Decimal, bool, date, aware datetime, timedelta, list or None) and returns the
+canonical value or raises ``ValueProblem(code, message)``.
+
+Canonical Python values per field type:
+
+- string, email, url, enum: ``str``
+- integer: ``int``; decimal and money: ``decimal.Decimal``; boolean: ``bool``
+- date: ``datetime.date``; datetime: timezone-aware ``datetime.datetime`` in the
+  field's time zone; duration: ``datetime.timedelta``
+
+``to_json_value`` and ``from_json_value`` convert canonical values to and from
+the JSON stored in the state store.
+"""
+
+from runtime.values.fields import FieldConverter, compile_field
+from runtime.values.jsonvalues import from_json_value, to_json_value
+from runtime.values.problems import FieldPlanError, ValueProblem
+
+__all__ = [
+    "FieldConverter",
+    "FieldPlanError",
+    "ValueProblem",
+    "compile_field",
+    "from_json_value",
+    "to_json_value",
+]

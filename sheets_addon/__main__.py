@@ -1,0 +1,3 @@
+from sheets_addon.cli import main
+
+main()

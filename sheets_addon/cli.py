@@ -1,0 +1,271 @@
+"""The ``syncplan`` command line.
+
+It sits above the compiler and the runtime (it compiles specs, then runs plans)
+and translates their problems into messages and exit codes at one place:
+0 success, 1 a problem in the input or a failed run, 2 a usage error (click's
+own). A problem in the user's input never prints a traceback; ``--debug`` shows
+one for anything unexpected.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import click
+
+import schemas
+from compiler import (
+    PlanLoadError,
+    compile_project,
+    format_json,
+    format_text,
+    has_errors,
+    load_plan,
+    plan_json,
+)
+from compiler.plan import PLAN_FORMAT, Plan
+from runtime.runner import FlowResult, PlanRunner
+from runtime.state import StateStore
+
+logger = logging.getLogger("syncplan")
+
+SUMMARY_COLUMNS = ("flow", "status", "read", "filtered", "created", "updated",
+                   "unchanged", "deleted", "failed", "seconds")
+
+
+class UserError(click.ClickException):
+    """A problem in what the user gave; shown as one message, exit code 1."""
+
+    exit_code = 1
+
+    def show(self, file: Any = None) -> None:
+        click.echo(f"error: {self.format_message()}", err=True)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--debug", is_flag=True, help="Log every step and show tracebacks.")
+@click.version_option(package_name="syncplan")
+@click.pass_context
+def cli(ctx: click.Context, debug: bool) -> None:
+    """syncplan: compile integration specs into sync plans and run them."""
+    ctx.obj = {"debug": debug}
+    level = logging.DEBUG if debug else logging.WARNING
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+
+
+def _compile_or_exit(path: Path) -> tuple[Plan, Path]:
+    result = compile_project(path)
+    if result.diagnostics:
+        click.echo(format_text(result.diagnostics), err=True)
+    if result.plan is None or has_errors(result.diagnostics):
+        count = sum(d.severity == "error" for d in result.diagnostics)
+        raise UserError(f"{count} error(s) in the spec at {str(path)!r}; nothing was"
+                        " run")
+    assert result.root is not None
+    return result.plan, result.root
+
+
+def _is_plan_file(path: Path) -> bool:
+    if path.suffix.lower() != ".json" or not path.is_file():
+        return False
+    try:
+        head = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return False
+    return isinstance(head, dict) and "format" in head and "flows" in head
+
+
+def load_target(path: Path, root: Path | None) -> tuple[Plan, Path]:
+    """Return the plan of a spec project or a plan file, and the project root."""
+    if not path.exists():
+        raise UserError(f"{str(path)!r} does not exist; pass a project folder, its"
+                        " syncplan.yaml, or a compiled plan .json file")
+    if _is_plan_file(path):
+        try:
+            plan = load_plan(path.read_text(encoding="utf-8"))
+        except PlanLoadError as exc:
+            raise UserError(f"{str(path)!r} is not a runnable plan: {exc}") from None
+        return plan, (root or path.resolve().parent)
+    plan, spec_root = _compile_or_exit(path)
+    return plan, (root or spec_root)
+
+
+@cli.command()
+@click.argument("path", type=click.Path(path_type=Path))
+@click.option("--format", "output_format", type=click.Choice(["text", "json"]),
+              default="text", show_default=True, help="Output form of diagnostics.")
+def validate(path: Path, output_format: str) -> None:
+    """Check the spec project at PATH; exit 1 when it has an error."""
+    result = compile_project(path)
+    if output_format == "json":
+        click.echo(format_json(result.diagnostics))
+    else:
+        if result.diagnostics:
+            click.echo(format_text(result.diagnostics))
+        errors = sum(d.severity == "error" for d in result.diagnostics)
+        warnings = len(result.diagnostics) - errors
+        state = "invalid" if errors else "valid"
+        click.echo(f"{path}: {state} ({errors} error(s), {warnings} warning(s))",
+                   err=True)
+    if has_errors(result.diagnostics):
+        sys.exit(1)
+
+
+@cli.command(name="compile")
+@click.argument("path", type=click.Path(path_type=Path))
+@click.option("-o", "--output", type=click.Path(path_type=Path, dir_okay=False),
+              help="Write the plan to this file instead of standard output.")
+def compile_command(path: Path, output: Path | None) -> None:
+    """Compile the spec project at PATH into a plan (JSON)."""
+    plan, _root = _compile_or_exit(path)
+    text = plan_json(plan)
+    if output is None:
+        click.echo(text, nl=False)
+        return
+    try:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        output.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise UserError(f"cannot write the plan to {str(output)!r}:"
+                        f" {exc.strerror or exc}") from None
+    click.echo(f"wrote {output} ({PLAN_FORMAT}, {len(plan.flows)} flow(s))", err=True)
+
+
+@cli.command()
+@click.option("--out", "out_dir", type=click.Path(path_type=Path, file_okay=False),
+              help="Write the schema files into this folder instead of printing the"
+              " spec schema.")
+def schema(out_dir: Path | None) -> None:
+    """Print the spec JSON Schema, or write every schema file with --out."""
+    if out_dir is None:
+        bundle = {name: schemas.load_schema(name) for name in schemas.ALL_SCHEMAS}
+        click.echo(json.dumps(bundle, indent=2, sort_keys=True))
+        return
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        for name in schemas.ALL_SCHEMAS:
+            (out_dir / name).write_text(schemas.schema_text(name), encoding="utf-8")
+    except OSError as exc:
+        raise UserError(f"cannot write schemas into {str(out_dir)!r}:"
+                        f" {exc.strerror or exc}") from None
+    click.echo(f"wrote {len(schemas.ALL_SCHEMAS)} schema files into {out_dir}",
+               err=True)
+
+
+class _Progress:
+    """A one-line record counter on a terminal; silent when output is piped."""
+
+    def __init__(self) -> None:
+        self.enabled = sys.stderr.isatty()
+        self.last = 0.0
+
+    def __call__(self, flow: str, count: int) -> None:
+        now = time.monotonic()
+        if not self.enabled or now - self.last < 0.2:
+            return
+        self.last = now
+        click.echo(f"\r{flow}: {count:,} records", nl=False, err=True)
+
+    def clear(self) -> None:
+        if self.enabled and self.last:
+            click.echo("\r\033[K", nl=False, err=True)
+
+
+@cli.command()
+@click.argument("path", type=click.Path(path_type=Path))
+@click.option("--flow", "flows", multiple=True, help="Run only this flow (repeatable).")
+@click.option("--state", "state_path", type=click.Path(path_type=Path, dir_okay=False),
+              help="SQLite state file; default .syncplan/state.db in the project.")
+@click.option("--root", type=click.Path(path_type=Path, file_okay=False),
+              help="Project folder that relative paths of a plan file refer to;"
+              " default the plan file's folder.")
+def run(path: Path, flows: tuple[str, ...], state_path: Path | None,
+        root: Path | None) -> None:
+    """Run the flows of the spec project or plan file at PATH."""
+    plan, project_root = load_target(path, root)
+    known = [flow.id for flow in plan.flows]
+    for flow_id in flows:
+        if flow_id not in known:
+            from compiler.diagnostics import choices_hint
+
+            raise click.UsageError(f"unknown flow {flow_id!r}; "
+                                   + choices_hint(flow_id, known, "flow"))
+    state_file = state_path or project_root / ".syncplan" / "state.db"
+    try:
+        state = StateStore(state_file)
+    except OSError as exc:
+        raise UserError(f"cannot open the state store {str(state_file)!r}:"
+                        f" {exc.strerror or exc}") from None
+    except Exception as exc:  # sqlite3.DatabaseError for a file that is not SQLite
+        raise UserError(f"cannot open the state store {str(state_file)!r}: {exc};"
+                        " pass another --state file") from None
+    progress = _Progress()
+    try:
+        results = PlanRunner(plan, project_root, state, progress=progress).run(
+            list(flows) or None)
+    finally:
+        progress.clear()
+        state.close()
+    _print_summary(results)
+    if any(result.status != "succeeded" for result in results):
+        sys.exit(1)
+
+
+def _print_summary(results: list[FlowResult]) -> None:
+    rows = [[r.flow, r.status, r.read, r.filtered, r.created, r.updated, r.unchanged,
+             r.deleted, r.failed, f"{r.seconds:.2f}"] for r in results]
+    widths = [max(len(str(cell)) for cell in column)
+              for column in zip(SUMMARY_COLUMNS, *rows)]
+    for line in [list(SUMMARY_COLUMNS), *rows]:
+        click.echo("  ".join(str(cell).ljust(width) if index < 2
+                             else str(cell).rjust(width)
+                             for index, (cell, width) in enumerate(zip(line, widths))))
+    destinations = sorted({d for r in results for d in r.destinations})
+    for destination in destinations:
+        click.echo(f"wrote {destination}")
+    for result in results:
+        if result.status != "succeeded":
+            click.echo(f"error: flow {result.flow!r} failed: {result.message}",
+                       err=True)
+        if result.errors:
+            click.echo(f"{result.flow}: {len(result.errors)} record error(s), kept in"
+                       " the state store and the Errors tab; first ones:", err=True)
+            for error in result.errors[:3]:
+                where = error.get("record_key") or error.get("position") or "?"
+                field = f" {error['field']}" if error.get("field") else ""
+                click.echo(f"  [{error['code']}] {where}{field}: {error['message']}",
+                           err=True)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point of the console script."""
+    debug = "--debug" in (argv if argv is not None else sys.argv[1:])
+    try:
+        cli.main(args=argv, prog_name="syncplan", standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        click.echo("interrupted", err=True)
+        sys.exit(130)
+    except Exception as exc:  # a bug in syncplan, not a user mistake
+        if debug:
+            raise
+        click.echo(f"internal error: {type(exc).__name__}: {exc}\n"
+                   "this is a bug in syncplan; run again with --debug for the"
+                   " traceback and report it", err=True)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()
