@@ -554,8 +554,8 @@ class Analyzer:
             if fits is not None and target.type not in fits:
                 self.error("E401", f"source field {head!r} is {source_type}, which does"
                            f" not fit the {target.type} field {target.name!r}", pointer,
-                           f"map a {target.type} source field, or convert it with a"
-                           " template")
+                           f"map {_article(target.type)} source field, or convert it"
+                           " with a template")
                 return None
         return FieldSource(kind="path", path=path)
 
@@ -690,6 +690,10 @@ class Analyzer:
         return DestinationPlan(system=system_id, object=spec["object"], mode=mode,
                                key=key, idempotency_key=idempotency_key,
                                columns=columns)
+
+
+def _article(word: str) -> str:
+    return f"an {word}" if word[:1] in "aeiou" else f"a {word}"
 
 
 def _names(fields: dict[str, str] | None) -> set[str] | None:

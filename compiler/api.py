@@ -14,7 +14,7 @@ from compiler.analyze import Analyzer
 from compiler.diagnostics import Diagnostic, has_errors
 from compiler.ownership import check_ownership, order_flows
 from compiler.plan import Plan
-from compiler.plan.io import dump_plan, plan_document, plan_problems
+from compiler.plan.io import dump_plan
 from compiler.project import load_project
 
 
@@ -52,11 +52,9 @@ def compile_project(path: Path) -> CompileResult:
                     flows=flows,
                 )
     result.diagnostics = sorted(set(diagnostics), key=Diagnostic.sort_key)
-    if result.plan is not None:
-        problems = plan_problems(plan_document(result.plan))
-        if problems:  # a compiler bug, not a spec problem: fail loudly
-            raise AssertionError("the compiled plan does not match plan.schema.json: "
-                                 + "; ".join(problems))
+    # The plan is built from the pydantic models, which the tests check against
+    # plan.schema.json; validating it again here would double the compile time of
+    # a large project. The runtime validates every plan it loads from a file.
     return result
 
 

@@ -99,11 +99,50 @@ class Diagnostic:
 
 
 def did_you_mean(name: str, choices: Iterable[str]) -> str | None:
-    """Return ``"did you mean 'x'?"`` for the closest choice, or None."""
-    matches = difflib.get_close_matches(name, list(choices), n=1, cutoff=0.6)
-    if matches:
-        return f"did you mean {matches[0]!r}?"
-    return None
+    """Return ``"did you mean 'x'?"`` for the closest choice, or None.
+
+    A choice is close when a few edits turn ``name`` into it (about one per three
+    characters, a swap of two neighbours counting as one, and fewer edits than
+    the shorter of the two has characters), or when one of the two starts with
+    the other. The fewest edits win, so 'cvs' suggests 'csv', not
+    'ics', and 'declned' suggests nothing rather than 'end'.
+    """
+    wanted = name.lower()
+    allowed = max(1, len(wanted) // 3)
+    ranked = []
+    for choice in set(choices):
+        candidate = choice.lower()
+        distance = edit_distance(wanted, candidate)
+        prefix = min(len(wanted), len(candidate)) >= 3 and (
+            candidate.startswith(wanted) or wanted.startswith(candidate))
+        if (distance <= allowed and distance < min(len(wanted), len(candidate))
+                or prefix):
+            ratio = difflib.SequenceMatcher(None, wanted, candidate).ratio()
+            ranked.append((distance, -ratio, choice))
+    if not ranked:
+        return None
+    return f"did you mean {min(ranked)[2]!r}?"
+
+
+def edit_distance(first: str, second: str) -> int:
+    """Return the optimal string alignment distance of two strings.
+
+    Insertions, deletions, substitutions and swaps of adjacent characters each
+    count as one edit.
+    """
+    previous_row: list[int] = []
+    row = list(range(len(second) + 1))
+    for i, first_char in enumerate(first, start=1):
+        before_previous, previous_row = previous_row, row
+        row = [i] + [0] * len(second)
+        for j, second_char in enumerate(second, start=1):
+            cost = 0 if first_char == second_char else 1
+            row[j] = min(previous_row[j] + 1, row[j - 1] + 1,
+                         previous_row[j - 1] + cost)
+            if (i > 1 and j > 1 and first_char == second[j - 2]
+                    and first[i - 2] == second_char):
+                row[j] = min(row[j], before_previous[j - 2] + 1)
+    return row[len(second)]
 
 
 def choices_hint(name: str, choices: Iterable[str], what: str) -> str:

@@ -34,7 +34,7 @@ MAX_FILE_BYTES = 4 * 1024 * 1024
 MAX_DEPTH = 64
 MAX_NODES = 200_000
 
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+_CONTROL_BYTES = re.compile(rb"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _NULL = re.compile(r"^(?:~|null|Null|NULL|)$")
 _BOOL = {"true": True, "True": True, "TRUE": True, "false": False, "False": False,
          "FALSE": False}
@@ -110,25 +110,31 @@ def load_bytes(raw: bytes, display: str, *, is_json: bool,
         return loaded
     if raw.startswith(b"\xef\xbb\xbf"):
         raw = raw[3:]
+    wide = _wide_encoding(raw)
+    if wide:
+        _error(loaded, "E002", f"the file is encoded as {wide}, not UTF-8", 1, 1,
+               "save the file as UTF-8")
+        return loaded
+    # Control bytes are ASCII and never part of a multi-byte UTF-8 sequence, so
+    # they are found in the raw bytes: a binary file is reported as binary even
+    # when it is not valid UTF-8 either.
+    control = _CONTROL_BYTES.search(raw)
+    if control:
+        line, column = _byte_line_column(raw, control.start())
+        _error(loaded, "E010",
+               f"control character U+{control.group()[0]:04X} is not allowed in a"
+               " spec file", line, column,
+               "remove it; spec files are text (is this a binary file?)")
+        return loaded
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
-        prefix = raw[: exc.start]
-        line = prefix.count(b"\n") + 1
-        column = len(prefix) - (prefix.rfind(b"\n") + 1) + 1
+        line, column = _byte_line_column(raw, exc.start)
         _error(loaded, "E002",
                f"byte 0x{raw[exc.start]:02x} at offset {exc.start} is not valid UTF-8",
                line, column, "save the file as UTF-8")
         return loaded
     loaded.text = text
-    control = _CONTROL.search(text)
-    if control:
-        line, column = _line_column(text, control.start())
-        _error(loaded, "E010",
-               f"control character U+{ord(control.group()):04X} is not allowed in a"
-               " spec file", line, column,
-               "remove it; spec files are text (is this a binary file?)")
-        return loaded
     if not text.strip() or (not is_json and _only_comments(text)):
         _error(loaded, "E007", "the file is empty", 1, 1,
                "write a mapping such as 'version: 1' or remove the file")
@@ -137,7 +143,27 @@ def load_bytes(raw: bytes, display: str, *, is_json: bool,
         _JsonScanner(text, loaded).parse()
     else:
         _YamlBuilder(text, loaded).build()
+    if loaded.data is None and not loaded.diagnostics:
+        line, column = loaded.positions.get("", (1, 1))
+        _error(loaded, "E007", "the file holds no data: its only value is null",
+               line, column, "write a mapping such as 'version: 1' or remove the file")
     return loaded
+
+
+def _wide_encoding(raw: bytes) -> str | None:
+    """Return the name of a UTF-16 or UTF-32 encoding marked by a byte-order mark."""
+    for mark, name in ((b"\xff\xfe\x00\x00", "UTF-32"), (b"\x00\x00\xfe\xff", "UTF-32"),
+                       (b"\xff\xfe", "UTF-16"), (b"\xfe\xff", "UTF-16")):
+        if raw.startswith(mark):
+            return name
+    return None
+
+
+def _byte_line_column(raw: bytes, offset: int) -> tuple[int, int]:
+    """Return the 1-based line and column, in characters, of a byte offset."""
+    line_start = raw.rfind(b"\n", 0, offset) + 1
+    column = len(raw[line_start:offset].decode("utf-8", errors="replace")) + 1
+    return raw.count(b"\n", 0, offset) + 1, column
 
 
 def _only_comments(text: str) -> bool:
@@ -168,6 +194,9 @@ def resolve_plain_scalar(value: str) -> Any:
         return float("nan")
     return value
 
+
+_MAP_TAG = "tag:yaml.org,2002:map"
+_SEQ_TAG = "tag:yaml.org,2002:seq"
 
 _TAGGED = {
     "tag:yaml.org,2002:str": str,
@@ -236,6 +265,11 @@ class _YamlBuilder:
                    " deep")
             return
         context = f" {exc.context}" if exc.context else ""
+        start = exc.context_mark
+        if exc.context and start is not None and start is not mark:
+            # Name where the unclosed bracket or quote opened; the problem mark is
+            # often the end of the file, far from the mistake.
+            context += f" that starts at line {start.line + 1}, column {start.column + 1}"
         _error(self.loaded, "E003", f"YAML syntax error: {problem}{context}", line,
                column, "check indentation, colons and closing brackets or quotes near"
                " this position")
@@ -254,16 +288,31 @@ class _YamlBuilder:
                        " files and include them")
                 raise _StopBuilding
         elif isinstance(event, yaml.ScalarEvent):
-            self._add(self._scalar(event), event)
+            value = self._scalar(event)
+            if self._expects_key():
+                # A key is a name: 'true:', '12:' and '~:' mean the text written,
+                # as they would in JSON, not a boolean, number or null.
+                value = event.value
+            self._add(value, event)
         elif isinstance(event, yaml.AliasEvent):
             if event.anchor not in self.anchors:
                 line, column = self._position(event)
                 _error(self.loaded, "E003", f"unknown anchor {event.anchor!r}", line,
                        column, "define the anchor with '&name' before using '*name'")
                 raise _StopBuilding
-            self._add(self.anchors[event.anchor], event, alias=True)
+            value = self.anchors[event.anchor]
+            if any(frame.container is value for frame in self.stack):
+                line, column = self._position(event)
+                _error(self.loaded, "E013", f"the alias *{event.anchor} refers to a"
+                       " value that contains it", line, column,
+                       "remove the alias; a spec value cannot contain itself")
+                raise _StopBuilding
+            self._count_alias(value, event)
+            self._add(value, event, alias=True)
         elif isinstance(event, (yaml.MappingStartEvent, yaml.SequenceStartEvent)):
-            container: Any = {} if isinstance(event, yaml.MappingStartEvent) else []
+            is_mapping = isinstance(event, yaml.MappingStartEvent)
+            self._check_collection_tag(event, _MAP_TAG if is_mapping else _SEQ_TAG)
+            container: Any = {} if is_mapping else []
             pointer = self._add(container, event)
             if len(self.stack) >= MAX_DEPTH:
                 line, column = self._position(event)
@@ -275,6 +324,42 @@ class _YamlBuilder:
             self.stack.append(_Frame(container, pointer))
         elif isinstance(event, (yaml.MappingEndEvent, yaml.SequenceEndEvent)):
             self.stack.pop()
+
+    def _check_collection_tag(self, event: Any, plain_tag: str) -> None:
+        if event.tag in (None, "!", plain_tag):
+            return
+        line, column = self._position(event)
+        _error(self.loaded, "E013", f"the YAML tag {event.tag!r} is not supported",
+               line, column, "remove the tag; specs use plain mappings and lists")
+        raise _StopBuilding
+
+    def _expects_key(self) -> bool:
+        if not self.stack:
+            return False
+        frame = self.stack[-1]
+        return isinstance(frame.container, dict) and frame.pending_key is _NO_KEY
+
+    def _count_alias(self, value: Any, event: Any) -> None:
+        """Count the nodes an alias repeats, so an alias bomb hits ``MAX_NODES``."""
+        # Every checker after the loader walks the data as a tree, so a value
+        # repeated by aliases costs its full size each time it appears.
+        budget = MAX_NODES - self.nodes
+        pending = [value]
+        seen = 0
+        while pending and seen <= budget:
+            item = pending.pop()
+            seen += 1
+            if isinstance(item, dict):
+                pending.extend(item.values())
+            elif isinstance(item, list):
+                pending.extend(item)
+        self.nodes += seen - 1  # ``_add`` counts the alias node itself
+        if seen > budget:
+            line, column = self._position(event)
+            _error(self.loaded, "E009", f"the file has more than {MAX_NODES} nodes"
+                   " once its aliases are expanded", line, column,
+                   "use fewer aliases, or split the spec into smaller files")
+            raise _StopBuilding
 
     def _scalar(self, event: Any) -> Any:
         tag = event.tag
@@ -458,7 +543,10 @@ class _JsonScanner:
                 raise _JsonError(f"expected ':' after the key {key!r}", offset,
                                  "separate each key from its value with ':'")
             child = join_pointer(pointer, key)
-            offset, value = self._value(self._skip(offset + 1), child, depth)
+            # A repeated key's value is parsed under its own pointer, so the
+            # positions of the first value (the one kept) are not overwritten.
+            where = child + "~duplicate" if key in seen else child
+            offset, value = self._value(self._skip(offset + 1), where, depth)
             if key in seen:
                 first_line, first_column = seen[key]
                 _error(self.loaded, "E005",

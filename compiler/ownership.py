@@ -96,7 +96,7 @@ def check_ownership(project: Project, analysis: Analysis) -> list[Diagnostic]:
                     " make another system its owner"))
 
     problems.extend(_check_single_writer(project, flows))
-    problems.extend(_check_cycles(project, flows))
+    problems.extend(_check_cycles(project, flows, owners))
     return problems
 
 
@@ -122,7 +122,8 @@ def _check_single_writer(project: Project, flows: list[FlowPlan]) -> list[Diagno
     return problems
 
 
-def _check_cycles(project: Project, flows: list[FlowPlan]) -> list[Diagnostic]:
+def _check_cycles(project: Project, flows: list[FlowPlan],
+                  owners: dict[tuple[str, str], str]) -> list[Diagnostic]:
     """Report one diagnostic per field whose writes between systems loop."""
     edges: dict[str, dict[str, dict[str, str]]] = defaultdict(
         lambda: defaultdict(dict))
@@ -132,6 +133,9 @@ def _check_cycles(project: Project, flows: list[FlowPlan]) -> list[Diagnostic]:
             continue
         for destination in flow.destinations:
             for column in destination.columns:
+                owner = owners[(flow.map.entity, column.field)]
+                if source == destination.system == owner:
+                    continue  # a write back into the owner is E302, not a cycle
                 name = f"{flow.map.entity}.{column.field}"
                 edges[name][source][destination.system] = flow.id
     problems = []
@@ -183,21 +187,30 @@ def order_flows(project: Project, analysis: Analysis
     depends: dict[str, set[str]] = {}
     problems = []
     for flow in analysis.flows.values():
-        needed = set()
+        # Each entity the flow reads, with the node that reads it first.
+        needed: dict[str, str] = {}
         if flow.source.entity is not None:
-            needed.add(flow.source.entity)
+            needed[flow.source.entity] = f"/flows/{flow.id}/source/entity"
         for mapping in flow.map.fields:
             if mapping.source.lookup is not None:
-                needed.add(mapping.source.lookup.entity)
+                needed.setdefault(mapping.source.lookup.entity,
+                                  f"/flows/{flow.id}/map/fields/{mapping.field}")
         upstream: set[str] = set()
-        for entity in sorted(needed):
+        for entity, pointer in sorted(needed.items()):
             found = producers.get(entity, set()) - {flow.id}
-            if not found:
+            if found:
+                upstream |= found
+            elif flow.id in producers.get(entity, set()):
+                problems.append(project.diagnostic(
+                    "E305", f"flow {flow.id!r} reads entity {entity!r}, which only it"
+                    " produces", pointer,
+                    f"read {entity!r} records that another flow produces, or take the"
+                    " value from the source record"))
+            else:
                 problems.append(project.diagnostic(
                     "E205", f"flow {flow.id!r} reads entity {entity!r}, but no flow"
-                    " produces it", f"/flows/{flow.id}",
+                    " produces it", pointer,
                     f"add a flow that maps records into {entity!r}"))
-            upstream |= found
         depends[flow.id] = upstream
 
     ordered: list[str] = []
@@ -206,13 +219,13 @@ def order_flows(project: Project, analysis: Analysis
         ready = sorted(name for name, deps in remaining.items()
                        if deps <= set(ordered))
         if not ready:
-            stuck = sorted(remaining)
+            loop = _loop_members(remaining)
             problems.append(project.diagnostic(
                 "E305", "flows depend on each other's entities in a loop: "
-                + ", ".join(stuck), f"/flows/{stuck[0]}",
+                + ", ".join(loop), f"/flows/{loop[0]}",
                 "break the loop: a flow cannot read an entity that depends on its own"
-                " output"))
-            ordered.extend(stuck)
+                " output", key=True))
+            ordered.extend(sorted(remaining))
             break
         ordered.extend(ready)
         for name in ready:
@@ -220,3 +233,18 @@ def order_flows(project: Project, analysis: Analysis
     plans = [analysis.flows[name].model_copy(
         update={"depends_on": sorted(depends[name])}) for name in ordered]
     return plans, problems
+
+
+def _loop_members(remaining: dict[str, set[str]]) -> list[str]:
+    """Return the flows of ``remaining`` that are on a dependency loop, sorted.
+
+    Flows that only depend on a loop, and that no other remaining flow depends
+    on, are pruned until none is left.
+    """
+    members = dict(remaining)
+    while True:
+        depended_on = set().union(*members.values()) & set(members)
+        pruned = {name: deps for name, deps in members.items() if name in depended_on}
+        if len(pruned) == len(members):
+            return sorted(members)
+        members = pruned

@@ -82,9 +82,11 @@ def load_project(path: Path) -> Project:
     project = Project(root=root_dir)
     if root_file is None:
         names = ", ".join(ROOT_NAMES)
+        message = (f"{str(path)!r} does not exist" if not path.exists()
+                   else f"no project found at {str(path)!r}: none of {names} exists"
+                   " there")
         project.diagnostics.append(Diagnostic(
-            "error", "E014", f"no project found at {str(path)!r}: none of {names}"
-            " exists there", str(path), 1, 1, "",
+            "error", "E014", message, str(path), 1, 1, "",
             "pass the folder that holds syncplan.yaml, or the spec file itself"))
         return project
 

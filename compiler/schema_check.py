@@ -9,6 +9,7 @@ errors of the branch that has the instance's type.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from functools import cache
 from typing import Any
@@ -76,9 +77,10 @@ def _pointer(error: ValidationError) -> str:
 
 
 def _place(loaded: LoadedFile, pointer: str, *, key: bool = False) -> tuple[int, int]:
-    table = loaded.key_positions if key else loaded.positions
-    if pointer in table:
-        return table[pointer]
+    if key and pointer in loaded.key_positions:
+        return loaded.key_positions[pointer]
+    if pointer in loaded.positions:
+        return loaded.positions[pointer]
     while pointer:
         pointer = pointer.rsplit("/", 1)[0]
         if pointer in loaded.positions:
@@ -99,6 +101,14 @@ def _to_diagnostics(error: ValidationError, loaded: LoadedFile) -> Iterator[Diag
         line, column = _place(loaded, where, key=on_key)
         return Diagnostic("error", code, message, loaded.path, line, column, where, hint)
 
+    if "propertyNames" in error.schema_path:
+        # jsonschema reports a bad name as an error of the name itself, with the
+        # path of the object that holds it.
+        name = str(error.instance)
+        yield make("E105", f"invalid name {name!r} {_describe(pointer)}",
+                   "use letters, digits and underscores, starting with a letter",
+                   join_pointer(pointer, name), on_key=True)
+        return
     if keyword in ("oneOf", "anyOf"):
         branch_errors = _best_branch(error)
         if branch_errors is None:
@@ -123,8 +133,11 @@ def _to_diagnostics(error: ValidationError, loaded: LoadedFile) -> Iterator[Diag
         return
     if keyword == "required":
         missing = error.message.split("'")[1] if "'" in error.message else "?"
+        # Placed on the key that names the incomplete object ('clients:'), which
+        # in block style is the line above the object's first key.
         yield make("E103", f"missing required key {missing!r} {_describe(pointer)}",
-                   f"add '{missing}:' here")
+                   f"add '{missing}:' to this mapping" if pointer
+                   else f"add '{missing}:' at the top of the file", on_key=True)
         return
     if keyword == "type":
         expected = error.validator_value
@@ -138,15 +151,18 @@ def _to_diagnostics(error: ValidationError, loaded: LoadedFile) -> Iterator[Diag
         text_options = [str(option) for option in options]
         yield make("E104", f"{_short(error.instance)} is not allowed"
                    f" {_describe(pointer)}",
-                   choices_hint(str(error.instance), text_options, "value"))
-        return
-    if keyword == "propertyNames":
-        for name in error.instance if isinstance(error.instance, dict) else ():
-            yield make("E105", f"invalid name {name!r} {_describe(pointer)}",
-                       "use letters, digits and underscores, starting with a letter",
-                       join_pointer(pointer, name), on_key=True)
+                   _enum_hint(error.instance, options, text_options))
         return
     yield make("E105", f"{_describe(pointer)}: {error.message}", _generic_hint(error))
+
+
+def _enum_hint(value: Any, options: list[Any], text_options: list[str]) -> str:
+    """Return a did-you-mean hint, or say which type is meant for ``'1'`` vs ``1``."""
+    for option, text in zip(options, text_options):
+        if str(value) == text and json_type(value) != json_type(option):
+            return (f"write {json.dumps(option)} as {_article(json_type(option))},"
+                    f" not {_article(json_type(value))}; remove the quotes")
+    return choices_hint(str(value), text_options, "value")
 
 
 def _best_branch(error: ValidationError) -> list[ValidationError] | None:

@@ -11,9 +11,10 @@ from collections.abc import Collection
 from dataclasses import dataclass
 
 from jinja2 import TemplateSyntaxError, meta, nodes
+from jinja2.parser import Parser
 
 from compiler.diagnostics import did_you_mean
-from compiler.plan.expressions import TEMPLATE_VARIABLES, make_environment
+from compiler.plan.expressions import FILTERS, TEMPLATE_VARIABLES, make_environment
 
 _ENV = make_environment()
 
@@ -32,28 +33,71 @@ def is_template(text: str) -> bool:
 def check_template(text: str, record_fields: Collection[str] | None, *,
                    expression: bool = False) -> list[TemplateProblem]:
     """Return the problems of one template (or, with ``expression``, a filter)."""
-    source = "{{ (" + text + ") }}" if expression else text
+    what = "expression" if expression else "template"
     try:
-        tree = _ENV.parse(source)
+        tree = _parse_expression(text) if expression else _ENV.parse(text)
     except TemplateSyntaxError as exc:
-        what = "expression" if expression else "template"
         return [TemplateProblem("E402", f"{what} {text!r} does not parse: {exc.message}",
                                 "check brackets, quotes and operators; the language is"
                                 " Jinja2")]
-    problems = []
-    for name in sorted(meta.find_undeclared_variables(tree) - TEMPLATE_VARIABLES):
+    problems = _unknown_filters_and_tests(text, tree, what)
+    if problems:
+        # Jinja2 cannot analyse a template that names an unknown filter or test.
+        return problems
+    try:
+        undeclared = meta.find_undeclared_variables(tree)
+    except TemplateSyntaxError as exc:  # TemplateAssertionError from code generation
+        return [TemplateProblem("E402", f"{what} {text!r} does not compile:"
+                                f" {exc.message}", "fix the template; the language is"
+                                " Jinja2")]
+    for name in sorted(undeclared - TEMPLATE_VARIABLES):
         hint = did_you_mean(name, TEMPLATE_VARIABLES) or (
             f"the variables are {', '.join(sorted(TEMPLATE_VARIABLES))}; source fields"
             f" are read as record.NAME")
         problems.append(TemplateProblem(
-            "E403", f"template {text!r} names the unknown variable {name!r}", hint))
+            "E403", f"{what} {text!r} names the unknown variable {name!r}", hint))
     if record_fields is not None:
         for field in sorted(_record_fields_read(tree) - set(record_fields)):
             hint = did_you_mean(field, record_fields) or (
                 "the source has the fields " + ", ".join(sorted(record_fields)[:20]))
             problems.append(TemplateProblem(
-                "E403", f"template {text!r} reads record.{field}, which the source does"
+                "E403", f"{what} {text!r} reads record.{field}, which the source does"
                 " not have", hint))
+    return problems
+
+
+def _parse_expression(text: str) -> nodes.Template:
+    """Parse a filter expression the way ``Environment.compile_expression`` does.
+
+    The runtime compiles filters with ``compile_expression``, so the compiler
+    must accept exactly what it accepts: no wrapping in ``{{ }}``, which would
+    let ``a) or (b`` through and reject nothing for an empty expression.
+    """
+    parser = Parser(_ENV, text, state="variable")
+    expression = parser.parse_expression()
+    if not parser.stream.eos:
+        raise TemplateSyntaxError("unexpected text after the expression",
+                                  parser.stream.current.lineno)
+    tree = nodes.Template([nodes.Output([expression])], lineno=1)
+    tree.set_environment(_ENV)
+    return tree
+
+
+def _unknown_filters_and_tests(text: str, tree: nodes.Template,
+                               what: str) -> list[TemplateProblem]:
+    problems = []
+    for node in tree.find_all((nodes.Filter, nodes.Test)):
+        is_filter = isinstance(node, nodes.Filter)
+        known = _ENV.filters if is_filter else _ENV.tests
+        if node.name in known:
+            continue
+        kind = "filter" if is_filter else "test"
+        hint = did_you_mean(node.name, known) or (
+            "use a Jinja2 built-in filter or one of syncplan's: "
+            + ", ".join(sorted(FILTERS)) if is_filter
+            else "use a Jinja2 built-in test, such as 'none', 'defined' or 'number'")
+        problems.append(TemplateProblem(
+            "E402", f"{what} {text!r} uses the unknown {kind} {node.name!r}", hint))
     return problems
 
 

@@ -13,9 +13,8 @@ The steps, in order: filter, aggregate (when the flow has one), map, convert
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from decimal import Decimal
 from typing import Any
 
 from compiler.plan import EntityPlan, FieldPlan, FlowPlan, Plan
@@ -29,6 +28,8 @@ from runtime.mapping import (
 from runtime.values import ValueProblem, compile_field, to_json_value
 
 RAW_LIMIT = 2000
+CHUNK_SIZE = 1024
+_FAILED = object()
 
 
 def key_string(values: Iterable[Any]) -> str:
@@ -104,6 +105,12 @@ class MappedBatch:
 
 
 Converter = Callable[[Any], Any]
+ColumnConverter = Callable[[list[Any]], "list[Any] | None"]
+
+
+def compile_column(field: FieldPlan) -> ColumnConverter | None:
+    """Return the column fast path of a field, when the values package has one."""
+    return None
 
 
 class FlowPipeline:
@@ -119,14 +126,24 @@ class FlowPipeline:
         self.filter = (compile_expression(flow.filter, context)
                        if flow.filter else None)
         self.key_fields = list(self.entity.key)
-        self.steps: list[tuple[str, Callable[[Mapping[str, Any]], Any], Converter]] = []
+        self.steps: list[tuple[str, Callable[[Mapping[str, Any]], Any], Converter,
+                               ColumnConverter | None, str | None]] = []
         for mapping in flow.map.fields:
-            if mapping.source.kind == "lookup":
-                getter = self._compile_lookup(plan, mapping.source.lookup, context,
-                                              lookups)
+            source = mapping.source
+            if source.kind == "lookup":
+                getter = self._compile_lookup(plan, source.lookup, context, lookups)
             else:
-                getter = compile_source(mapping.source, context)
-            self.steps.append((mapping.field, getter, self.converters[mapping.field]))
+                getter = compile_source(source, context)
+            path_key = None
+            if source.kind == "path" and len(source.path or []) == 1 \
+                    and isinstance(source.path[0], str):
+                path_key = source.path[0]
+            self.steps.append((mapping.field, getter, self.converters[mapping.field],
+                               compile_column(fields[mapping.field]), path_key))
+        self.names = [step[0] for step in self.steps]
+        order = {f.name: index for index, f in enumerate(self.entity.fields)}
+        self._field_order = lambda problem: order.get(problem[0], 0)
+        self.key_of = _key_function(self.key_fields)
         self.derived = [(f.name, compile_template(f.derived, context),
                          self.converters[f.name])
                         for f in self.entity.fields if f.derived is not None]
@@ -165,68 +182,144 @@ class FlowPipeline:
 
         return get
 
-    def map_records(self, items: Iterable[Any], batch: MappedBatch,
-                    on_progress: Callable[[int], None] | None = None) -> None:
-        """Map source records into ``batch`` (canonical records and errors)."""
-        flow_id = self.flow.id
+    def iter_mapped(self, items: Iterable[tuple[Mapping[str, Any], str]],
+                    batch: MappedBatch,
+                    on_progress: Callable[[int], None] | None = None
+                    ) -> Iterator[tuple[str, dict[str, Any], str]]:
+        """Yield ``(key, canonical record, position)`` for each good source record.
+
+        Bad records go to ``batch.errors`` and skipped ones are counted in
+        ``batch.filtered``. Records are processed in chunks of ``CHUNK_SIZE``, one
+        field at a time across the chunk, because a column of values converts much
+        faster than the same values one call at a time; only a chunk is in memory
+        at once, so memory stays flat however many records stream through.
+        """
+        chunk: list[tuple[Mapping[str, Any], str]] = []
+        for item in items:
+            chunk.append(item)
+            if len(chunk) == CHUNK_SIZE:
+                yield from self._map_chunk(chunk, batch)
+                chunk = []
+                if on_progress is not None:
+                    on_progress(batch.read)
+        if chunk:
+            yield from self._map_chunk(chunk, batch)
+
+    def _filtered(self, chunk: list[tuple[Mapping[str, Any], str]],
+                  batch: MappedBatch) -> list[tuple[Mapping[str, Any], str]]:
         keep = self.filter
-        steps = self.steps
-        derived = self.derived
-        key_fields = self.key_fields
-        records = batch.records
-        errors = batch.errors
-        for data, position in items:
-            batch.read += 1
-            if on_progress is not None and batch.read % 5000 == 0:
-                on_progress(batch.read)
-            if keep is not None:
-                try:
-                    if not keep(data):
-                        batch.filtered += 1
+        batch.read += len(chunk)
+        if keep is None:
+            return chunk
+        kept = []
+        for data, position in chunk:
+            try:
+                if keep(data):
+                    kept.append((data, position))
+                else:
+                    batch.filtered += 1
+            except MappingProblem as problem:
+                batch.errors.append(ErrorRecord(self.flow.id, problem.code,
+                                                problem.message, position=position,
+                                                record=data))
+        return kept
+
+    def _map_chunk(self, chunk: list[tuple[Mapping[str, Any], str]],
+                   batch: MappedBatch) -> Iterator[tuple[str, dict[str, Any], str]]:
+        kept = self._filtered(chunk, batch)
+        if not kept:
+            return
+        records = [data for data, _position in kept]
+        problems: dict[int, list[tuple[str, str, str, Any]]] = {}
+        columns = []
+        for name, get, convert, column, path_key in self.steps:
+            if path_key is not None:
+                raws = [record.get(path_key) for record in records]
+            else:
+                raws = []
+                for index, record in enumerate(records):
+                    try:
+                        raws.append(get(record))
+                    except MappingProblem as problem:
+                        raws.append(_FAILED)
+                        problems.setdefault(index, []).append(
+                            (name, problem.code, problem.message, None))
+            values = column(raws) if column is not None else None
+            if values is None:
+                values = []
+                for index, raw in enumerate(raws):
+                    if raw is _FAILED:
+                        values.append(None)
                         continue
-                except MappingProblem as problem:
-                    errors.append(ErrorRecord(flow_id, problem.code, problem.message,
-                                              position=position, record=data))
-                    continue
-            out: dict[str, Any] = {}
-            problems: list[tuple[str, str, str, Any]] | None = None
-            for name, get, convert in steps:
-                raw = None
-                try:
-                    raw = get(data)
-                    out[name] = convert(raw)
-                except (ValueProblem, MappingProblem) as problem:
-                    if problems is None:
-                        problems = []
-                    problems.append((name, problem.code, problem.message, raw))
-            if derived and problems is None:
+                    try:
+                        values.append(convert(raw))
+                    except ValueProblem as problem:
+                        values.append(None)
+                        problems.setdefault(index, []).append(
+                            (name, problem.code, problem.message, raw))
+            columns.append(values)
+        names = self.names
+        derived = self.derived
+        key_of = self.key_of
+        flow_id = self.flow.id
+        for index, row in enumerate(zip(*columns)):
+            out = dict(zip(names, row))
+            found = problems.get(index)
+            if derived and found is None:
                 for name, render, convert in derived:
                     raw = None
                     try:
                         raw = render(out)
                         out[name] = convert(raw)
                     except (ValueProblem, MappingProblem) as problem:
-                        if problems is None:
-                            problems = []
-                        problems.append((name, problem.code, problem.message, raw))
-            key = key_string([out.get(k) for k in key_fields])
-            if problems is not None:
-                for name, code, message, raw in problems:
-                    errors.append(ErrorRecord(flow_id, code, message, key or None,
-                                              name, raw, position, data))
+                        found = found or []
+                        found.append((name, problem.code, problem.message, raw))
+            key = key_of(out)
+            data, position = kept[index]
+            if found is not None:
+                for name, code, message, raw in sorted(found, key=self._field_order):
+                    batch.errors.append(ErrorRecord(flow_id, code, message,
+                                                    key or None, name, raw, position,
+                                                    data))
                 continue
-            previous = records.get(key)
-            if previous is not None:
-                errors.append(ErrorRecord(
-                    flow_id, "duplicate_key",
-                    f"another source record has the key {key!r}; the later one was"
-                    " kept. Remove the duplicate from the source, or add a field to"
-                    " the entity key", key, None, None, previous.pop("__position__",
-                                                                     None)))
-            out["__position__"] = position
-            records[key] = out
-        for record in records.values():
-            record.pop("__position__", None)
+            yield key, out, position
+
+    def map_records(self, items: Iterable[tuple[Mapping[str, Any], str]],
+                    batch: MappedBatch,
+                    on_progress: Callable[[int], None] | None = None) -> None:
+        """Map source records into ``batch.records``, deduplicated by key.
+
+        When two source records have the same key the later one is kept, because
+        exports list a record again after it changed; the earlier one becomes a
+        ``duplicate_key`` error record so the repeat is visible.
+        """
+        records = batch.records
+        positions: dict[str, str] = {}
+        for key, record, position in self.iter_mapped(items, batch, on_progress):
+            if key in records:
+                batch.errors.append(ErrorRecord(
+                    self.flow.id, "duplicate_key",
+                    f"another source record ({position}) has the key {key!r}; the"
+                    " later one was kept. Remove the duplicate from the source, or"
+                    " add a field to the entity key", key, None, None,
+                    positions.get(key)))
+            records[key] = record
+            positions[key] = position
+
+
+def _key_function(key_fields: list[str]) -> Callable[[Mapping[str, Any]], str]:
+    """Return a function computing a record's key text; text keys skip conversion."""
+    if len(key_fields) == 1:
+        name = key_fields[0]
+
+        def single(record: Mapping[str, Any]) -> str:
+            value = record.get(name)
+            if value.__class__ is str:
+                return value
+            return key_string([value])
+
+        return single
+    return lambda record: key_string([record.get(k) for k in key_fields])
 
 
 def aggregate(records: Iterable[Mapping[str, Any]], flow: FlowPlan
@@ -266,5 +359,5 @@ def _sortable(key: tuple[Any, ...]) -> tuple[str, ...]:
     return tuple("" if v is None else str(v) for v in key)
 
 
-__all__ = ["Decimal", "ErrorRecord", "FlowPipeline", "MappedBatch", "aggregate",
-           "error_id", "key_string"]
+__all__ = ["ErrorRecord", "FlowPipeline", "MappedBatch", "aggregate", "error_id",
+           "key_string"]

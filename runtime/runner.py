@@ -182,8 +182,8 @@ class PlanRunner:
         result.failed = len(batch.errors)
         result.seconds = time.perf_counter() - clock
         for system_id, backend in sorted(touched.items()):
-            self._write_report_tabs(flow, run_id, started, finished, backend, batch,
-                                    result)
+            self._write_report_tabs(flow, run_id, started, finished, system_id,
+                                    backend, batch, result)
             try:
                 backend.commit()
             except OSError as exc:
@@ -314,7 +314,8 @@ class PlanRunner:
         sync = plan_tab_sync(grid, records, destination.columns, types,
                              mode=destination.mode, key=destination.key,
                              owned_keys=owned,
-                             timezone=system.settings.get("timezone", "UTC"))
+                             timezone=system.settings.get("timezone", "UTC"),
+                             max_cell_chars=backend.max_cell_chars)
         if not sync.changes.is_empty():
             backend.apply(destination.object, sync.changes)
         for problem in sync.errors:
@@ -328,16 +329,17 @@ class PlanRunner:
         return set(sync.written_keys)
 
     def _write_report_tabs(self, flow: FlowPlan, run_id: str, started: dt.datetime,
-                           finished: dt.datetime, backend: SheetBackend,
+                           finished: dt.datetime, system_id: str, backend: SheetBackend,
                            batch: MappedBatch, result: FlowResult) -> None:
         rows = [error.as_row() for error in batch.errors]
         first_seen = self.state.first_seen(flow.id, [row["error_id"] for row in rows])
         error_rows = [{**row, "first_run": first_seen.get(row["error_id"], run_id),
                        "time": started} for row in rows]
-        sync_errors_tab(backend, flow.id, error_rows, ())
+        zone = self.plan.systems[system_id].settings.get("timezone", "UTC")
+        sync_errors_tab(backend, flow.id, error_rows, (), timezone=zone)
         append_run_row(backend, {
             "run_id": run_id, "flow": flow.id, "started": started,
             "finished": finished, "status": "succeeded",
             **{k: v for k, v in result.counts().items() if k != "filtered"},
             "seconds": round(result.seconds, 3),
-        })
+        }, timezone=zone)

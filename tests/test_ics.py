@@ -283,13 +283,16 @@ def test_window_clips_at_both_edges() -> None:
         dt.datetime(2026, 11, 2, 10, 0, tzinfo=UTC),
     )
     records = _records(_read(window=window))
-    # The 26 October instance overlaps the start; 2 November starts at the
-    # exclusive end, so it is out.
+    # The 26 October instance overlaps the start. The 2 November one starts at
+    # the exclusive end, so it is out.
     assert [r["instance_id"] for r in records] == [f"{SERIES}/20261026T100000Z"]
 
 
 def test_window_keeps_instances_inside() -> None:
-    window = (dt.datetime(2026, 10, 20, tzinfo=UTC), dt.datetime(2026, 11, 3, tzinfo=UTC))
+    window = (
+        dt.datetime(2026, 10, 20, tzinfo=UTC),
+        dt.datetime(2026, 11, 3, tzinfo=UTC),
+    )
     records = _records(_read(window=window))
     assert [r["start"].date() for r in records] == [
         dt.date(2026, 10, 26),
@@ -309,7 +312,10 @@ def test_default_window_is_sixty_days_around_now() -> None:
 
 
 def test_all_day_window_edge_uses_system_zone() -> None:
-    window = (dt.datetime(2026, 12, 20, tzinfo=UTC), dt.datetime(2026, 12, 23, 3, tzinfo=UTC))
+    window = (
+        dt.datetime(2026, 12, 20, tzinfo=UTC),
+        dt.datetime(2026, 12, 23, 3, tzinfo=UTC),
+    )
     london = _records(_read(window=window, timezone="Europe/London"))
     new_york = _records(_read(window=window, timezone="America/New_York"))
     # Midnight of 23 December is 00:00Z in London but 05:00Z in New York.
@@ -400,7 +406,8 @@ def test_utc_time_reported_in_system_zone(tmp_path: Path) -> None:
         "END:VEVENT\n",
     )
     window = (dt.datetime(2026, 6, 1, tzinfo=UTC), dt.datetime(2026, 8, 1, tzinfo=UTC))
-    record = _records(_read(base_dir=tmp_path, window=window, path=name, timezone="Europe/London"))[0]
+    items = _read(base_dir=tmp_path, window=window, path=name, timezone="Europe/London")
+    record = _records(items)[0]
     assert record["start"] == dt.datetime(2026, 7, 2, 0, 30, tzinfo=LONDON)
     assert record["date"] == dt.date(2026, 7, 2)
     assert record["timezone"] == "Europe/London"
@@ -443,7 +450,8 @@ def test_all_day_until_in_utc_uses_system_zone(tmp_path: Path) -> None:
     name = _write(
         tmp_path,
         "bins.ics",
-        "BEGIN:VEVENT\nUID:bins\nDTSTART;VALUE=DATE:20260903\nDTEND;VALUE=DATE:20260904\n"
+        "BEGIN:VEVENT\nUID:bins\nDTSTART;VALUE=DATE:20260903\n"
+        "DTEND;VALUE=DATE:20260904\n"
         "RRULE:FREQ=WEEKLY;UNTIL=20260916T230000Z;BYDAY=TH\nEND:VEVENT\n",
     )
     london = _records(_read(base_dir=tmp_path, path=name, timezone="Europe/London"))
@@ -532,7 +540,9 @@ def test_higher_sequence_replaces_older_copy(tmp_path: Path) -> None:
     assert _errors(items) == []
 
 
-def test_runaway_rule_is_an_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_runaway_rule_is_an_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setattr(ics, "MAX_INSTANCES_PER_SERIES", 50)
     name = _write(
         tmp_path,
@@ -651,12 +661,12 @@ REAL_CALENDARS = [
     RealCalendar(_RRE + "issue_48_dst.ics", None, 7438, "1859.50", 0),
     RealCalendar(_RRE + "issue_62_moved_event.ics", None, 110, "0.00", 0),
     RealCalendar(_RRE + "issue_28_rrule_with_UTC_endinginZ.ics", None, 24, "0.00", 24),
-    # The same file read in the calendar's own zone; the reference figure is 24.
+    # Read in the calendar's own zone, the file gives 26 where the reference has 24.
     # Both series end with UNTIL=...T230000Z, which Exchange writes as local
     # midnight of the last day in UTC (the VTIMEZONE is GMT Standard Time, that
     # is Europe/London, on BST). RFC 5545 makes UNTIL inclusive, so 17 and 24
-    # September 2020 are the last instances; the reference library cuts the
-    # UTC UNTIL to its UTC date and drops them.
+    # September 2020 are the last instances. The reference library cuts the
+    # UTC UNTIL to its UTC date and so drops them.
     RealCalendar(
         _RRE + "issue_28_rrule_with_UTC_endinginZ.ics", "Europe/London", 26, "0.00", 26
     ),
@@ -671,7 +681,9 @@ REAL_CALENDARS = [
     # events arrive and there is nothing to report: 1 + 1 + 16 yearly + 21
     # weekly instances (32 Mondays less 11 EXDATEs).
     RealCalendar(_ICALEVENTS + "icloud.ics", None, 39, "44.75", 0),
-    RealCalendar("golang-ical/testdata/issue52/issue52_notworking.ics", None, 1, "1.50", 0),
+    RealCalendar(
+        "golang-ical/testdata/issue52/issue52_notworking.ics", None, 1, "1.50", 0
+    ),
     # The reference expansion fails on the trailing VEVENT that has only a UID.
     # syncplan reports that VEVENT and the six description lines that lost their
     # folding, and keeps the meeting. Its times are floating: in UTC the second
@@ -717,7 +729,8 @@ def _real_calendar(file_name: str, timezone: str | None = None) -> RealCalendar:
 
 
 def _real_id(calendar: RealCalendar) -> str:
-    return Path(calendar.name).name + (f"@{calendar.timezone}" if calendar.timezone else "")
+    name = Path(calendar.name).name
+    return f"{name}@{calendar.timezone}" if calendar.timezone else name
 
 
 @pytest.mark.parametrize("calendar", REAL_CALENDARS, ids=_real_id)
@@ -771,5 +784,6 @@ def test_real_large_series_is_fast() -> None:
     records = _records(_read_real(calendar, "events"))
     elapsed = time.perf_counter() - started
     assert len(records) == 7438
-    # About one second on a 2-core machine; the bound only catches a blow-up.
+    # It takes about one second on a 2-core machine, so the bound only catches
+    # a blow-up.
     assert elapsed < 20

@@ -62,6 +62,9 @@ class ChangeSet:
 class SheetBackend(Protocol):
     """A spreadsheet that tabs are read from and written to."""
 
+    #: Longest text one cell may hold (Excel: 32,767; Google Sheets: 50,000).
+    max_cell_chars: int
+
     def read_tab(self, name: str) -> Grid | None:
         """Return the tab's grid, or ``None`` when no tab has that name."""
 

@@ -9,7 +9,7 @@ Rules the engine keeps:
 
 * Columns are found by header name (case and spacing ignored, aliases accepted).
   Owned columns that are missing are appended to the right of the header row, and
-  columns nobody declared are never written.
+  columns that the destination does not declare are never written.
 * Rows are matched by a canonical key string built by ``canonical_key`` from the key
   cells and from the record values. Integer keys compare as numbers ("1007" equals
   1007.0), text keys as trimmed text ("0042" differs from "42").
@@ -93,7 +93,7 @@ class TabSync:
 
     ``written_keys`` are the canonical keys that syncplan has rows for in the tab
     after the edits are applied. A runtime stores them and passes them back as
-    ``owned_keys`` next time, so that ``mirror`` knows which rows it may delete.
+    ``owned_keys`` next time, so that ``mirror`` deletes only rows that syncplan wrote.
     """
 
     changes: ChangeSet
@@ -117,7 +117,7 @@ class _UnwritableValue(Exception):
 
 @dataclass
 class _Layout:
-    """Where each owned column sits in the tab once the new headers are added."""
+    """Positions of the owned columns in the tab once the new headers are added."""
 
     positions: list[int]
     new_headers: list[str]
@@ -159,7 +159,9 @@ def canonical_key(
         )
 
     zone = zone or ZoneInfo("UTC")
-    parts = [normalize_key_part(v, t, zone) for v, t in zip(values, field_types)]
+    parts = [
+        normalize_key_part(v, t, zone) for v, t in zip(values, field_types, strict=True)
+    ]
     if any(part is None for part in parts):
         return None
     if len(parts) == 1:
@@ -207,7 +209,11 @@ def _integer_key(value: Any) -> str:
         return _text_key(value)
     if isinstance(value, int):
         return str(value)
-    if isinstance(value, (float, Decimal)) and math.isfinite(value) and value == int(value):
+    if (
+        isinstance(value, (float, Decimal))
+        and math.isfinite(value)
+        and value == int(value)
+    ):
         return str(int(value))
     if isinstance(value, str) and _INTEGER_TEXT.fullmatch(value):
         return str(int(Decimal(value)))
@@ -315,7 +321,9 @@ def _round_to_millisecond(value: dt.datetime) -> dt.datetime:
     return value.replace(microsecond=0) + dt.timedelta(milliseconds=milliseconds)
 
 
-def to_cell_value(value: Any, zone: ZoneInfo, max_chars: int = SHEETS_MAX_CELL_CHARS) -> Any:
+def to_cell_value(
+    value: Any, zone: ZoneInfo, max_chars: int = SHEETS_MAX_CELL_CHARS
+) -> Any:
     """Convert a record value to the value a backend writes into a cell.
 
     Aware datetimes become naive datetimes in ``zone``. NaN becomes ``None``, which
@@ -370,7 +378,7 @@ def _cell_text(value: str, max_chars: int) -> str:
 
 
 def cell_values_equal(old: Any, new: Any) -> bool:
-    """Tell whether a cell read from a tab already holds the value to be written.
+    """Tell whether a cell read from a tab already contains the value to be written.
 
     Blank text equals ``None``. Numbers compare numerically (5 equals 5.0, and
     ``Decimal("1.50")`` equals 1.5) but never equal text or booleans. Dates,
@@ -432,7 +440,9 @@ def _load_zone(timezone: str) -> ZoneInfo:
 # --- Columns -------------------------------------------------------------------
 
 
-def find_columns(header: Sequence[Any], columns: Sequence[ColumnPlan]) -> list[int | None]:
+def find_columns(
+    header: Sequence[Any], columns: Sequence[ColumnPlan]
+) -> list[int | None]:
     """Return the index of each column's header cell in ``header``, or ``None``.
 
     Every column's own header is matched first and its aliases second, so an alias
@@ -456,7 +466,9 @@ def find_columns(header: Sequence[Any], columns: Sequence[ColumnPlan]) -> list[i
     return positions
 
 
-def _match_header(normalized: list[str], names: Sequence[str], taken: set[int]) -> int | None:
+def _match_header(
+    normalized: list[str], names: Sequence[str], taken: set[int]
+) -> int | None:
     for name in names:
         target = normalize_header(name)
         if not target:
@@ -468,7 +480,9 @@ def _match_header(normalized: list[str], names: Sequence[str], taken: set[int]) 
     return None
 
 
-def _warn_duplicate_header(normalized: list[str], index: int, header: Sequence[Any]) -> None:
+def _warn_duplicate_header(
+    normalized: list[str], index: int, header: Sequence[Any]
+) -> None:
     if normalized.count(normalized[index]) > 1:
         logger.warning(
             "Header %r appears more than once in the tab; syncplan writes the leftmost"
@@ -479,13 +493,16 @@ def _warn_duplicate_header(normalized: list[str], index: int, header: Sequence[A
 
 
 def _lay_out_columns(
-    grid: Grid | None, columns: Sequence[ColumnPlan], positions: list[int | None], blank: bool
+    grid: Grid | None,
+    columns: Sequence[ColumnPlan],
+    positions: list[int | None],
+    blank: bool,
 ) -> _Layout:
     width = len(grid.rows[0]) if grid is not None and grid.rows else 0
     placed: list[int] = []
     new_headers: list[str] = []
     header_cells: dict[tuple[int, int], str] = {}
-    for column, position in zip(columns, positions):
+    for column, position in zip(columns, positions, strict=True):
         if position is not None:
             placed.append(position)
         elif blank and len(header_cells) < width:
@@ -533,7 +550,11 @@ def plan_tab_sync(
     blank = grid is None or _grid_is_blank(grid)
     header = [] if blank or grid is None else grid.header
     positions = find_columns(header, columns)
-    has_data = not blank and grid is not None and any(not _row_is_blank(r) for r in grid.rows[1:])
+    has_data = (
+        not blank
+        and grid is not None
+        and any(not _row_is_blank(r) for r in grid.rows[1:])
+    )
 
     if mode in KEYED_MODES and has_data:
         missing = _missing_key_columns(columns, positions, key, header)
@@ -548,7 +569,7 @@ def plan_tab_sync(
     result.changes.cells.update(layout.header_cells)
     result.changes.column_kinds = {
         position: cell_kind(types[column.field])
-        for column, position in zip(columns, layout.positions)
+        for column, position in zip(columns, layout.positions, strict=True)
     }
 
     context = _SyncContext(
@@ -581,12 +602,19 @@ def plan_tab_sync(
 
 
 def _check_arguments(
-    columns: Sequence[ColumnPlan], field_types: Mapping[str, str], mode: str, key: Sequence[str]
+    columns: Sequence[ColumnPlan],
+    field_types: Mapping[str, str],
+    mode: str,
+    key: Sequence[str],
 ) -> dict[str, str]:
     if mode not in WRITE_MODES:
-        raise ValueError(f"Write mode {mode!r} is unknown; use one of {sorted(WRITE_MODES)}.")
+        raise ValueError(
+            f"Write mode {mode!r} is unknown; use one of {sorted(WRITE_MODES)}."
+        )
     if not columns:
-        raise ValueError("A tab sync needs at least one column; declare the destination's columns.")
+        raise ValueError(
+            "A tab sync needs at least one column; declare the destination's columns."
+        )
 
     missing_types = [c.field for c in columns if c.field not in field_types]
     if missing_types:
@@ -601,7 +629,8 @@ def _check_arguments(
     unknown_key = [k for k in key if k not in column_fields]
     if unknown_key:
         raise ValueError(
-            f"Key fields {unknown_key!r} have no column; add a column for every key field."
+            f"Key fields {unknown_key!r} have no column; add a column for every key"
+            " field."
         )
 
     return {c.field: field_types[c.field] for c in columns}
@@ -616,7 +645,10 @@ def _row_is_blank(row: Sequence[Any]) -> bool:
 
 
 def _missing_key_columns(
-    columns: Sequence[ColumnPlan], positions: list[int | None], key: Sequence[str], header: list[Any]
+    columns: Sequence[ColumnPlan],
+    positions: list[int | None],
+    key: Sequence[str],
+    header: list[Any],
 ) -> list[RowProblem]:
     found = [cell for cell in header if not _is_blank_cell(cell)]
     problems = []
@@ -667,11 +699,14 @@ class _SyncContext:
     def __post_init__(self) -> None:
         self.key_types = [self.types[name] for name in self.key]
         self.key_positions = [
-            self.layout.positions[_first_column_of(self.columns, name)] for name in self.key
+            self.layout.positions[_first_column_of(self.columns, name)]
+            for name in self.key
         ]
         self.frozen_positions = frozenset(
             position
-            for column, position in zip(self.columns, self.layout.positions)
+            for column, position in zip(
+                self.columns, self.layout.positions, strict=True
+            )
             if column.field in self.create_only
         )
 
@@ -720,9 +755,15 @@ def _plan_keyed(
             cells = _record_cells(context, record, record_key)
             _update_row(context, rows[0], grid_rows[rows[0]], cells)
 
-    deleted = _plan_deletes(context, sheet_rows, by_key, owned_keys) if mode == "mirror" else set()
+    deleted = (
+        _plan_deletes(context, sheet_rows, by_key, owned_keys)
+        if mode == "mirror"
+        else set()
+    )
     # Rows written by earlier syncs that stay in the tab are still syncplan's rows.
-    result.written_keys.update(k for k in sheet_rows if k in owned_keys and k not in deleted)
+    result.written_keys.update(
+        k for k in sheet_rows if k in owned_keys and k not in deleted
+    )
 
 
 def _index_sheet_rows(context: _SyncContext) -> dict[str, list[int]]:
@@ -768,7 +809,7 @@ def _record_cells(
     whatever it contains.
     """
     cells: dict[int, Any] = {}
-    for column, position in zip(context.columns, context.layout.positions):
+    for column, position in zip(context.columns, context.layout.positions, strict=True):
         value = record.get(column.field)
         try:
             cells[position] = to_cell_value(value, context.zone, context.max_cell_chars)
@@ -840,7 +881,7 @@ def _raw_text(value: Any) -> str | None:
 
 def _duplicate_in_sheet(row_key: str, rows: list[int]) -> RowProblem:
     # Grid row indexes are 0-based with the header at 0, so index + 1 is the row
-    # number a person sees in the spreadsheet.
+    # number shown in the spreadsheet.
     numbers = [index + 1 for index in rows]
     return RowProblem(
         key=row_key,

@@ -2,9 +2,10 @@
 
 The Errors tab is shared by all flows that write to the spreadsheet. Each flow syncs
 only its own rows, in mirror mode: a new error gets a row, an error that still
-occurs keeps its row, and an error that no longer occurs loses its row. Rows of
-other flows are never touched. Error ids are computed by the runtime and must be
-stable across runs, or every run would replace every row.
+occurs keeps its row, and an error that no longer occurs loses its row. A kept row
+keeps its First run, Time and Retry cells, while its other cells follow the latest
+occurrence. Rows of other flows are never touched. Error ids are computed by the
+runtime and must be stable across runs, or every run would replace every row.
 
 The Runs tab gets one row per run, keyed by run id, so writing the same run twice
 (a retry after a failed commit) does not add a second row.
@@ -63,7 +64,15 @@ ERRORS_FIELD_TYPES = {
 # Written when an error first gets its row, then left to people: the row records
 # when the error first occurred, and people tick Retry.
 ERRORS_CREATE_ONLY_FIELDS = frozenset({"first_run", "time", "retry"})
-_ERROR_TEXT_FIELDS = ("error_id", "first_run", "record_key", "field", "code", "message", "raw_value")
+_ERROR_TEXT_FIELDS = (
+    "error_id",
+    "first_run",
+    "record_key",
+    "field",
+    "code",
+    "message",
+    "raw_value",
+)
 
 RUNS_COLUMNS = [
     ColumnPlan(field="run_id", header="Run ID"),
@@ -119,10 +128,11 @@ def sync_errors_tab(
 
     Each error is a mapping with ``error_id`` (required), ``first_run``, ``time``
     (an aware datetime), ``record_key``, ``field``, ``code``, ``message`` and
-    ``raw_value``. A row belongs to the flow when its Flow cell names the flow, or
-    when its Flow cell is blank and its id is in ``owned_keys`` (the ids this flow
-    wrote before). Only such rows are deleted. An error whose id is on another
-    flow's row is reported and not written.
+    ``raw_value`` (or ``raw``, the name ``RowProblem`` uses). A row belongs to the
+    flow when its Flow cell names the flow, or when its Flow cell is blank and its
+    id is in ``owned_keys`` (the ids this flow wrote before). Only such rows are
+    deleted. An error whose id is on another flow's row is reported and not
+    written.
     """
     max_chars = getattr(backend, "max_cell_chars", SHEETS_MAX_CELL_CHARS)
     records = [_error_record(flow_id, error, max_chars) for error in errors]
@@ -150,21 +160,31 @@ def sync_errors_tab(
     return outcome
 
 
-def _error_record(flow_id: str, error: Mapping[str, Any], max_chars: int) -> dict[str, Any]:
+def _error_record(
+    flow_id: str, error: Mapping[str, Any], max_chars: int
+) -> dict[str, Any]:
     if not error.get("error_id"):
         raise ValueError(
             f"Error {dict(error)!r} has no 'error_id'; compute a stable id for every"
             " error before syncing the Errors tab."
         )
 
-    record: dict[str, Any] = {"flow": flow_id, "time": error.get("time"), "retry": False}
+    record: dict[str, Any] = {
+        "flow": flow_id,
+        "time": error.get("time"),
+        "retry": False,
+    }
     for name in _ERROR_TEXT_FIELDS:
         value = error.get(name)
+        if name == "raw_value" and value is None:
+            value = error.get("raw")
         record[name] = None if value is None else truncate_text(str(value), max_chars)
     return record
 
 
-def _error_ids_by_owner(rows: list[list[Any]], flow_id: str) -> tuple[set[str], set[str]]:
+def _error_ids_by_owner(
+    rows: list[list[Any]], flow_id: str
+) -> tuple[set[str], set[str]]:
     """Return the error ids on this flow's rows and those on other flows' rows."""
     if not rows:
         return set(), set()
@@ -202,10 +222,12 @@ def _conflict_problem(record: Mapping[str, Any], flow_id: str) -> RowProblem:
     )
 
 
-def append_run_row(backend: SheetBackend, run: Mapping[str, Any], *, timezone: str = "UTC") -> TabSync:
+def append_run_row(
+    backend: SheetBackend, run: Mapping[str, Any], *, timezone: str = "UTC"
+) -> TabSync:
     """Add the run's row to the Runs tab unless a row with its run id exists.
 
-    ``run`` holds ``run_id`` (required), ``flow``, ``started`` and ``finished``
+    ``run`` contains ``run_id`` (required), ``flow``, ``started`` and ``finished``
     (aware datetimes), ``status``, the counts ``read``, ``created``, ``updated``,
     ``unchanged``, ``deleted`` and ``failed``, and ``seconds``. When ``seconds`` is
     missing it is computed from ``started`` and ``finished``.
@@ -247,7 +269,9 @@ def _elapsed_seconds(started: Any, finished: Any) -> Decimal | None:
     return Decimal(str(round(seconds, 3)))
 
 
-def _apply(backend: SheetBackend, tab: str, tab_missing: bool, outcome: TabSync) -> None:
+def _apply(
+    backend: SheetBackend, tab: str, tab_missing: bool, outcome: TabSync
+) -> None:
     for problem in outcome.errors:
         logger.warning("Tab %r: %s", tab, problem.message)
     if outcome.changes.is_empty() and not tab_missing:

@@ -9,9 +9,10 @@ as text, so ``007`` keeps its zeros and ``=SUM(A1)`` from a source stays a strin
 Saving is atomic: the workbook is written to a temporary file in the same folder,
 flushed to disk and moved over the report with ``os.replace``, so a crash leaves
 either the old file or the new one. There is no lock. One process at a time may
-sync a workbook, and ``commit`` refuses to save over a file that changed on disk
-since it was opened, which stops a second writer from silently losing the first
-one's changes.
+sync a workbook. ``commit`` raises ``XlsxFileError`` instead of saving over a file
+that changed on disk since it was opened, which catches most overlapping writers.
+Two saves in the same instant can still race, because the check and the rename are
+separate steps.
 
 openpyxl rewrites the whole file and drops what it does not model: images, charts,
 pivot tables and some Excel extensions of a workbook people edited in Excel.
@@ -43,7 +44,7 @@ from openpyxl.workbook.workbook import Workbook
 from openpyxl.worksheet.formula import ArrayFormula, DataTableFormula
 from openpyxl.worksheet.worksheet import Worksheet
 
-from runtime.sheets.base import CellKind, ChangeSet, Grid
+from runtime.sheets.base import CellKind, ChangeSet, Grid, SheetBackend
 
 logger = logging.getLogger(__name__)
 
@@ -64,10 +65,10 @@ _REF_ERROR = "#REF!"
 
 
 class XlsxFileError(Exception):
-    """The workbook file cannot be opened or saved; the message says what to fix."""
+    """The workbook file cannot be opened or saved. The message names the fix."""
 
 
-class XlsxBackend:
+class XlsxBackend(SheetBackend):
     """A ``SheetBackend`` over one ``.xlsx`` file.
 
     The file is opened when the backend is created, or a new workbook is started
@@ -126,7 +127,11 @@ class XlsxBackend:
             return
 
         height, width = _extent(
-            {position: True for position, cell in _stored_cells(sheet) if _has_value(cell)}
+            {
+                position: True
+                for position, cell in _stored_cells(sheet)
+                if _has_value(cell)
+            }
         )
         _write_new_headers(sheet, changes.new_headers, width)
         for (row, column), value in changes.cells.items():
@@ -137,10 +142,14 @@ class XlsxBackend:
         for offset, values in enumerate(changes.append_rows):
             for column, value in enumerate(values):
                 if value is not None:
-                    _write_cell(sheet, first_row + offset, column, value, changes.column_kinds)
+                    _write_cell(
+                        sheet, first_row + offset, column, value, changes.column_kinds
+                    )
 
         if changes.delete_rows:
-            delete_rows(self._workbook, sheet, [index + 1 for index in changes.delete_rows])
+            delete_rows(
+                self._workbook, sheet, [index + 1 for index in changes.delete_rows]
+            )
         self._dirty = True
 
     def commit(self) -> None:
@@ -265,16 +274,20 @@ def _sync_directory(folder: Path) -> None:
 def _find_sheet(workbook: Workbook, name: str) -> Worksheet | None:
     # Excel and Google Sheets both treat tab names as case-insensitive, so a tab a
     # person renamed to "errors" must not get an "Errors" twin.
-    wanted = name.casefold()
+    target = name.casefold()
     for sheet in workbook.worksheets:
-        if sheet.title.casefold() == wanted:
+        if sheet.title.casefold() == target:
             return sheet
 
     return None
 
 
 def _check_tab_title(name: str) -> None:
-    if not name.strip() or len(name) > _MAX_TAB_TITLE or _INVALID_TAB_TITLE.search(name):
+    if (
+        not name.strip()
+        or len(name) > _MAX_TAB_TITLE
+        or _INVALID_TAB_TITLE.search(name)
+    ):
         raise ValueError(
             f"Tab name {name!r} is not valid in an .xlsx workbook; use 1 to"
             f" {_MAX_TAB_TITLE} characters without any of \\ / * ? : [ ]."
@@ -289,7 +302,7 @@ def _check_tab_title(name: str) -> None:
 def _stored_cells(sheet: Worksheet) -> Iterable[tuple[tuple[int, int], Cell]]:
     # The public iterators (iter_rows, values) create a cell object for every empty
     # position they pass, which would grow the file on every read. The cell
-    # dictionary holds only the cells the file or the engine created.
+    # dictionary contains only the cells the file or the engine created.
     return list(sheet._cells.items())
 
 
@@ -315,7 +328,10 @@ def _read_value(cell: Cell) -> Any:
     if isinstance(value, DataTableFormula):
         return f"=TABLE({value.r1 or ''},{value.r2 or ''})"
     # openpyxl reads every date-formatted number as a datetime.
-    if isinstance(value, dt.datetime) and date_format_kind(cell.number_format) == "date":
+    if (
+        isinstance(value, dt.datetime)
+        and date_format_kind(cell.number_format) == "date"
+    ):
         return value.date()
 
     return value
@@ -340,20 +356,23 @@ def _write_new_headers(sheet: Worksheet, headers: list[str], width: int) -> None
 def _write_cell(
     sheet: Worksheet, row: int, column: int, value: Any, kinds: dict[int, CellKind]
 ) -> None:
-    """Write one value at 0-based ``(row, column)``; row 0 is the header row."""
+    """Write one value at 0-based ``(row, column)``, where row 0 is the header row."""
     cell = sheet.cell(row=row + 1, column=column + 1)
-    previous_format = cell.number_format
+    if row == 0:
+        cell.font = Font(bold=True)
+    elif value is not None:
+        # Set before the value: the value setter gives a date cell openpyxl's
+        # default format unless it already has a date format, and that unused
+        # format would stay in the file's style table.
+        cell.number_format = number_format_for(
+            kinds.get(column, "text"), cell.number_format
+        )
+
     cell.value = value
     if isinstance(value, str):
         # The setter turns text starting with "=" into a formula and "#N/A" into an
         # error value. Text from a source must stay text.
         cell.data_type = "s"
-
-    if row == 0:
-        cell.font = Font(bold=True)
-        return
-    if value is not None:
-        cell.number_format = number_format_for(kinds.get(column, "text"), previous_format)
 
 
 def number_format_for(kind: CellKind, previous: str) -> str:
@@ -390,7 +409,7 @@ def date_format_kind(number_format: str | None) -> str | None:
 
     section = number_format.split(";")[0]
     section = STRIP_RE.sub("", section)
-    # Escaped characters and padding widths are shown literally, never as fields.
+    # Escaped characters (\d) and padding widths (_d) are not date fields.
     section = re.sub(r"[\\_].", "", section).casefold()
     has_date = any(letter in section for letter in "dy")
     has_time = any(letter in section for letter in "hs")
@@ -417,7 +436,7 @@ class RowDeletion:
         return row - index
 
     def new_span(self, top: int, bottom: int) -> tuple[int, int] | None:
-        """Return the new bounds of rows ``top..bottom``, or ``None`` if all are deleted."""
+        """Return the new bounds of rows ``top..bottom``, or ``None`` if all go."""
         new_top = top - bisect.bisect_left(self._rows, top)
         new_bottom = bottom - bisect.bisect_right(self._rows, bottom)
         if new_bottom < new_top:
@@ -463,11 +482,17 @@ def _fix_formulas(workbook: Workbook, target: Worksheet, deletion: RowDeletion) 
                 continue
             if isinstance(cell.value, ArrayFormula):
                 formula = cell.value
-                formula.text = shift_formula(formula.text, target.title, on_target, deletion)
+                formula.text = shift_formula(
+                    formula.text, target.title, on_target, deletion
+                )
                 if on_target and formula.ref:
-                    formula.ref = _shift_row_numbers(formula.ref, deletion) or formula.ref
+                    formula.ref = (
+                        _shift_row_numbers(formula.ref, deletion) or formula.ref
+                    )
             elif isinstance(cell.value, str):
-                cell._value = shift_formula(cell.value, target.title, on_target, deletion)
+                cell._value = shift_formula(
+                    cell.value, target.title, on_target, deletion
+                )
 
     for defined in _defined_names(workbook):
         if defined.attr_text:
@@ -483,16 +508,20 @@ def _defined_names(workbook: Workbook) -> list[Any]:
     return names
 
 
-def shift_formula(formula: str, target_title: str, on_target: bool, deletion: RowDeletion) -> str:
+def shift_formula(
+    formula: str, target_title: str, on_target: bool, deletion: RowDeletion
+) -> str:
     """Rewrite the references of ``formula`` to tab ``target_title`` for a row deletion.
 
-    ``on_target`` tells whether the formula sits in that tab, where references
+    ``on_target`` is true when the formula is in that tab, where references
     without a tab name refer to it. A formula the tokenizer cannot parse is kept.
     """
     try:
         tokens = Tokenizer(formula).items
     except TokenizerError as error:
-        logger.warning("Kept formula %r unchanged after a row deletion: %s", formula, error)
+        logger.warning(
+            "Kept formula %r unchanged after a row deletion: %s", formula, error
+        )
         return formula
 
     changed = False
@@ -509,7 +538,9 @@ def shift_formula(formula: str, target_title: str, on_target: bool, deletion: Ro
     return "=" + "".join(token.value for token in tokens)
 
 
-def _shift_reference(text: str, target_title: str, on_target: bool, deletion: RowDeletion) -> str:
+def _shift_reference(
+    text: str, target_title: str, on_target: bool, deletion: RowDeletion
+) -> str:
     prefix, reference = "", text
     if "!" in text:
         sheet_part, reference = text.rsplit("!", 1)
@@ -548,11 +579,18 @@ def _shift_row_numbers(reference: str, deletion: RowDeletion) -> str | None:
     return reference
 
 
-def _shift_span(prefixes: list[str], rows: list[int], deletion: RowDeletion) -> str | None:
+def _shift_span(
+    prefixes: list[str], rows: list[int], deletion: RowDeletion
+) -> str | None:
     span = deletion.new_span(min(rows), max(rows))
     if span is None:
         return None
 
-    # A range may be written bottom corner first; keep the order it was written in.
-    new_rows = list(span) if rows[0] <= rows[-1] else [span[1], span[0]]
-    return ":".join(f"{prefix}{row}" for prefix, row in zip(prefixes, new_rows))
+    if len(rows) == 1:
+        return f"{prefixes[0]}{span[0]}"
+
+    # A range may be written bottom corner first, and keeps its written order.
+    new_rows = list(span) if rows[0] <= rows[1] else [span[1], span[0]]
+    return ":".join(
+        f"{prefix}{row}" for prefix, row in zip(prefixes, new_rows, strict=True)
+    )

@@ -83,7 +83,7 @@ logger = logging.getLogger(__name__)
 STREAMS = ("events", "attendance")
 DEFAULT_WINDOW_DAYS = 60
 # A guard against rules such as FREQ=SECONDLY that would expand to millions of
-# instances in a normal window; the series is reported as an error instead.
+# instances in a normal window. Such a series is reported as an error instead.
 MAX_INSTANCES_PER_SERIES = 100_000
 
 _UTC = dt.timezone.utc
@@ -133,6 +133,7 @@ class _Member:
     event: icalendar.Event
     block: _Block
     uid: str
+    # A broken override is kept only to take the instance it replaces out.
     broken: bool = False
 
     @property
@@ -311,7 +312,8 @@ def _read_text(
             position=f"{label} byte {error.start}",
             code="ics_invalid_encoding",
             message=(
-                f"bytes {data[error.start : error.start + 4]!r} at offset {error.start} "
+                f"bytes {data[error.start : error.start + 4]!r} at offset "
+                f"{error.start} "
                 f"are not valid {codec}; invalid characters were replaced by U+FFFD. "
                 "Set the system's 'encoding' setting to the file's encoding"
             ),
@@ -378,7 +380,7 @@ def _unfolded(block: _Block) -> list[str]:
 
 
 def _block_property(block: _Block, name: str) -> str | None:
-    """Return the raw value of the first ``name`` line, for blocks that fail to parse."""
+    """Return the raw value of the first ``name`` line of a block, parsed or not."""
     pattern = re.compile(rf"^{re.escape(name)}(;[^:]*)?:(.*)$", re.IGNORECASE)
     for line in _unfolded(block):
         match = pattern.match(line)
@@ -388,7 +390,7 @@ def _block_property(block: _Block, name: str) -> str | None:
 
 
 def _known_zone(tzid: str) -> bool:
-    """Return whether icalendar resolves ``tzid`` to an IANA zone without a VTIMEZONE."""
+    """Return whether icalendar maps ``tzid`` to an IANA zone by its name alone."""
     cleaned = tzid.strip("/")
     if cleaned in WINDOWS_TO_OLSON:
         return True
@@ -429,6 +431,8 @@ def _load_time_zones(blocks: list[_Block]) -> dict[str, str]:
 @contextlib.contextmanager
 def _logged_warnings(line: int) -> Iterator[None]:
     """Turn icalendar's warnings (such as a guessed TZID) into log lines."""
+    # NOTE: warnings.catch_warnings swaps process-wide filters, so two reads in
+    # parallel threads may log or lose each other's warnings.
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         yield
@@ -698,7 +702,8 @@ def _read_group(
     for instance in instances:
         record = _event_record(instance, series, reading)
         if stream == "events":
-            yield SourceRecord(data=record, position=position, key=record["instance_id"])
+            key = record["instance_id"]
+            yield SourceRecord(data=record, position=position, key=key)
         else:
             yield from _attendance_records(record, position)
 

@@ -10,8 +10,9 @@ Canonical Python values per field type:
 
 - string, email, url, enum: ``str``
 - integer: ``int``; decimal and money: ``decimal.Decimal``; boolean: ``bool``
-- date: ``datetime.date``; datetime: timezone-aware ``datetime.datetime`` in the
-  field's time zone; duration: ``datetime.timedelta``
+- date: ``datetime.date``; duration: ``datetime.timedelta``
+- datetime: aware ``datetime.datetime``, local time of the field's time zone with
+  that zone's UTC offset at that instant, held as a fixed ``datetime.timezone``
 
 ``to_json_value`` and ``from_json_value`` convert canonical values to and from
 the JSON stored in the state store.

@@ -2,10 +2,12 @@
 
 ``minimum`` and ``maximum`` apply to integer, decimal and money fields and are
 inclusive. ``pattern``, ``min_length`` and ``max_length`` apply to the text-like
-types (string, email, url, enum); the pattern must match the whole value
-(``re.fullmatch``), unlike JSON Schema's search-based ``pattern``, so "[A-Z]{3}"
-rejects "ABCD" with or without ``^...$`` anchors. A constraint set on a type it
-cannot apply to raises ``FieldPlanError`` instead of being ignored.
+types (string, email, url, enum).
+
+The pattern must match the whole value (``re.fullmatch``). JSON Schema's
+``pattern`` searches instead, but here "[A-Z]{3}" rejects "ABCD" with or without
+``^...$`` anchors. A constraint set on a type it cannot apply to raises
+``FieldPlanError`` instead of being ignored.
 """
 
 from __future__ import annotations
@@ -17,7 +19,6 @@ from decimal import Decimal
 from typing import Any
 
 from compiler.plan import FieldPlan
-
 from runtime.values.problems import FieldPlanError, ValueProblem, show
 
 Check = Callable[[Any, Any], None]
@@ -46,7 +47,9 @@ def _minimum_check(minimum: float, field_type: str) -> Check:
 
     def check_minimum(value: Any, raw: Any) -> None:
         if value < bound:
-            raise ValueProblem("below_minimum", f"{show(raw)} is below the minimum {shown}")
+            raise ValueProblem(
+                "below_minimum", f"{show(raw)} is below the minimum {shown}"
+            )
 
     return check_minimum
 
@@ -59,7 +62,9 @@ def _maximum_check(maximum: float, field_type: str) -> Check:
 
     def check_maximum(value: Any, raw: Any) -> None:
         if value > bound:
-            raise ValueProblem("above_maximum", f"{show(raw)} is above the maximum {shown}")
+            raise ValueProblem(
+                "above_maximum", f"{show(raw)} is above the maximum {shown}"
+            )
 
     return check_maximum
 
@@ -69,7 +74,8 @@ def _pattern_check(field_name: str, pattern: str) -> Check:
         compiled = re.compile(pattern)
     except re.error as error:
         raise FieldPlanError(
-            f"field {field_name!r}: pattern {pattern!r} is not a valid regular expression: {error}"
+            f"field {field_name!r}: pattern {pattern!r} is not a valid regular"
+            f" expression: {error}"
         ) from error
     fullmatch = compiled.fullmatch
 
@@ -77,7 +83,8 @@ def _pattern_check(field_name: str, pattern: str) -> Check:
         if fullmatch(value) is None:
             raise ValueProblem(
                 "pattern_mismatch",
-                f"{show(raw)} does not match the pattern {pattern!r}, which must match the whole value",
+                f"{show(raw)} does not match the pattern {pattern!r}, which must match"
+                " the whole value",
             )
 
     return check_pattern
@@ -88,7 +95,8 @@ def _min_length_check(min_length: int) -> Check:
         if len(value) < min_length:
             raise ValueProblem(
                 "too_short",
-                f"{show(raw)} has {len(value)} characters, fewer than the minimum length {min_length}",
+                f"{show(raw)} has {len(value)} characters, fewer than the minimum"
+                f" length {min_length}",
             )
 
     return check_min_length
@@ -99,7 +107,8 @@ def _max_length_check(max_length: int) -> Check:
         if len(value) > max_length:
             raise ValueProblem(
                 "too_long",
-                f"{show(raw)} has {len(value)} characters, more than the maximum length {max_length}",
+                f"{show(raw)} has {len(value)} characters, more than the maximum"
+                f" length {max_length}",
             )
 
     return check_max_length
@@ -110,19 +119,24 @@ def _reject_misplaced(field: FieldPlan) -> None:
         for name in ("minimum", "maximum"):
             if getattr(field, name) is not None:
                 raise FieldPlanError(
-                    f"field {field.name!r}: {name} applies to integer, decimal and money fields,"
-                    f" not to {field.type}; remove it or change the type"
+                    f"field {field.name!r}: {name} applies to integer, decimal and"
+                    f" money fields, not to {field.type}; remove it or change the type"
                 )
     if field.type not in TEXT_TYPES:
         for name in ("pattern", "min_length", "max_length"):
             if getattr(field, name) is not None:
                 raise FieldPlanError(
-                    f"field {field.name!r}: {name} applies to string, email, url and enum fields,"
-                    f" not to {field.type}; remove it or change the type"
+                    f"field {field.name!r}: {name} applies to string, email, url and"
+                    f" enum fields, not to {field.type}; remove it or change the type"
                 )
-    if field.minimum is not None and field.maximum is not None and field.minimum > field.maximum:
+    if (
+        field.minimum is not None
+        and field.maximum is not None
+        and field.minimum > field.maximum
+    ):
         raise FieldPlanError(
-            f"field {field.name!r}: minimum {field.minimum} is greater than maximum {field.maximum}"
+            f"field {field.name!r}: minimum {field.minimum} is greater than maximum"
+            f" {field.maximum}"
         )
 
 

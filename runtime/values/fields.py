@@ -2,11 +2,11 @@
 
 The converter runs, per value: the normalizers (in declared order, on text), the
 missing check, type conversion, then the constraints. A value is missing when it
-is None or empty text after the normalizers; for every type except string,
+is None or empty text after the normalizers. For every type except string,
 whitespace-only text is missing too, because the converters of the other types
 ignore surrounding whitespace anyway. A missing value becomes the ``default``
-normalizer's value when one is declared, else raises ``required`` for a required
-field, else is None.
+normalizer's value when one is declared. Otherwise it raises ``required`` for a
+required field and is None for an optional one.
 
 For the text-like types (string, email, url, enum) a number or boolean from a
 JSON source is first rendered as text, so that its normalizers apply to it
@@ -21,7 +21,6 @@ from collections.abc import Callable
 from typing import Any
 
 from compiler.plan import FieldPlan
-
 from runtime.values import numbers, temporal, text
 from runtime.values.constraints import TEXT_TYPES, Check, compile_checks
 from runtime.values.normalizers import NO_DEFAULT, TextStep, compile_normalizers
@@ -73,7 +72,10 @@ def _warn_unused_settings(field: FieldPlan) -> None:
     for setting, types in _SETTING_TYPES.items():
         if getattr(field, setting) is not None and field.type not in types:
             logger.warning(
-                "field %r: setting %r has no effect on a %s field", field.name, setting, field.type
+                "field %r: setting %r has no effect on a %s field",
+                field.name,
+                setting,
+                field.type,
             )
 
 
@@ -81,7 +83,9 @@ def _make_missing(field: FieldPlan, default: Any) -> Callable[[], Any]:
     if default is not NO_DEFAULT and default is not None:
         return lambda: default
     if field.required:
-        message = f"a value is required for field {field.name!r}, but it is missing or empty"
+        message = (
+            f"a value is required for field {field.name!r}, but it is missing or empty"
+        )
 
         def reject_missing() -> Any:
             raise ValueProblem("required", message)
@@ -90,7 +94,9 @@ def _make_missing(field: FieldPlan, default: Any) -> Callable[[], Any]:
     return lambda: None
 
 
-def _convert_default(field: FieldPlan, raw_default: Any, parse: FieldConverter, check: Check | None) -> Any:
+def _convert_default(
+    field: FieldPlan, raw_default: Any, parse: FieldConverter, check: Check | None
+) -> Any:
     if raw_default is NO_DEFAULT or raw_default is None:
         return raw_default
     try:
@@ -99,7 +105,8 @@ def _convert_default(field: FieldPlan, raw_default: Any, parse: FieldConverter, 
             check(value, raw_default)
     except ValueProblem as problem:
         raise FieldPlanError(
-            f"field {field.name!r}: the default {raw_default!r} is not a valid {field.type}: {problem.message}"
+            f"field {field.name!r}: the default {raw_default!r} is not a valid"
+            f" {field.type}: {problem.message}"
         ) from problem
     return value
 
@@ -146,7 +153,9 @@ def _assemble(
                     break
         if value is None:
             return missing()
-        if value.__class__ is str and (not value or (blank_is_missing and value.isspace())):
+        if value.__class__ is str and (
+            not value or (blank_is_missing and value.isspace())
+        ):
             return missing()
         result = parse(value)
         if check is not None:

@@ -3,8 +3,8 @@
 ``to_json_value`` writes a Decimal as text (so no digit is lost to a float), a
 date as "YYYY-MM-DD", a datetime as ISO 8601 with its UTC offset, and a timedelta
 as an ISO 8601 duration in hours ("PT1H30M"). ``from_json_value`` reads those
-forms back for a field type. A datetime read back carries a fixed UTC offset
-instead of the original IANA zone; it is the same instant and writes the same text.
+forms back for a field type. Canonical datetimes carry a fixed UTC offset, so a
+datetime read back equals the one written, tzinfo included.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ _PASS_THROUGH = (str, int, float, bool, type(None))
 
 
 def to_json_value(value: Any) -> Any:
-    """Return a JSON-safe form of a canonical value: str, int, bool, None, or a list of them."""
+    """Return the JSON-safe form of a canonical value: a str, int, bool or None."""
     if isinstance(value, _PASS_THROUGH):
         return value
     if isinstance(value, Decimal):
@@ -31,11 +31,13 @@ def to_json_value(value: Any) -> Any:
         return format_iso_duration(value)
     if isinstance(value, (list, tuple)):
         return [to_json_value(item) for item in value]
-    raise TypeError(f"{value!r} of type {type(value).__name__} is not a canonical value")
+    raise TypeError(
+        f"{value!r} of type {type(value).__name__} is not a canonical value"
+    )
 
 
 def from_json_value(field_type: str, value: Any) -> Any:
-    """Return the canonical value of ``field_type`` stored as ``value`` by ``to_json_value``.
+    """Return the canonical ``field_type`` value that ``to_json_value`` stored.
 
     Raises ValueError when the stored value does not have the form of that type.
     """
@@ -43,11 +45,15 @@ def from_json_value(field_type: str, value: Any) -> Any:
         return None
     reader = _READERS.get(field_type)
     if reader is None:
-        raise ValueError(f"unknown field type {field_type!r}; expected one of {sorted(_READERS)}")
+        raise ValueError(
+            f"unknown field type {field_type!r}; expected one of {sorted(_READERS)}"
+        )
     try:
         return reader(value)
     except (ValueError, TypeError, InvalidOperation) as error:
-        raise ValueError(f"stored value {value!r} is not a valid {field_type} value: {error}") from error
+        raise ValueError(
+            f"stored value {value!r} is not a valid {field_type} value: {error}"
+        ) from error
 
 
 def _read_decimal(value: Any) -> Decimal:

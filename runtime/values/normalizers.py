@@ -17,7 +17,6 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from compiler.plan import Normalizer
-
 from runtime.values.problems import FieldPlanError
 
 logger = logging.getLogger(__name__)
@@ -45,9 +44,7 @@ _EMOJI_CLASS = (
     "\U0001f000-\U0001faff\U000e0020-\U000e007f"
 )
 _INVISIBLE = re.compile(
-    f"[{_INVISIBLE_CLASS}]"
-    f"|(?<![{_EMOJI_CLASS}])\u200d"
-    f"|\u200d(?![{_EMOJI_CLASS}])"
+    f"[{_INVISIBLE_CLASS}]|(?<![{_EMOJI_CLASS}])\u200d|\u200d(?![{_EMOJI_CLASS}])"
 )
 _TITLE_WORD = re.compile(r"\w+(?:['\u2019]\w+)*")
 
@@ -94,7 +91,7 @@ def strip_invisible(text: str) -> str:
 
 
 def title_case(text: str) -> str:
-    """Capitalize each word; an apostrophe inside a word does not start a new word.
+    """Capitalize each word. An apostrophe inside a word does not start a new one.
 
     ``str.title`` would turn "o'neil" into "O'Neil" but also "they're" into
     "They'Re"; here both keep a lower-case letter after the apostrophe.
@@ -129,7 +126,9 @@ def _replace(arg: Any, where: str) -> TextStep:
         )
     unknown = set(arg) - {"pattern", "with"}
     if unknown:
-        raise FieldPlanError(f"{where}: unknown keys {sorted(unknown)!r}; use 'pattern' and 'with'")
+        raise FieldPlanError(
+            f"{where}: unknown keys {sorted(unknown)!r}; use 'pattern' and 'with'"
+        )
     replacement = arg.get("with", "")
     if not isinstance(replacement, str):
         raise FieldPlanError(f"{where}: 'with' must be text, got {replacement!r}")
@@ -152,8 +151,8 @@ def _replace(arg: Any, where: str) -> TextStep:
 
 
 def _map_key(key: Any) -> str:
-    # A YAML key written yes/no or 1 arrives as bool or int; the plan's JSON keys
-    # are text, so both spellings meet the same text key here.
+    # A YAML key written yes/no or 1 arrives as a bool or an int. Written as text
+    # here, it matches the same raw values as the quoted key would.
     if isinstance(key, bool):
         return "true" if key else "false"
     return str(key).strip().casefold()
@@ -161,7 +160,9 @@ def _map_key(key: Any) -> str:
 
 def _map(arg: Any, where: str) -> TextStep:
     if not isinstance(arg, dict) or not arg:
-        raise FieldPlanError(f"{where}: expected a non-empty mapping of raw value to value, got {arg!r}")
+        raise FieldPlanError(
+            f"{where}: expected a non-empty mapping of raw value to value, got {arg!r}"
+        )
     table: dict[str, Any] = {}
     for key, value in arg.items():
         folded = _map_key(key)

@@ -1,9 +1,9 @@
 """Converters of integer, decimal and money fields.
 
-Text is read with ``.`` as the decimal point and ``,`` (or a space, a
-non-breaking space or a thin space) as the thousands separator, which must then
-group digits by three: "12,34" is rejected instead of being read as 1234, because
-it is more likely a decimal comma. "(12.00)" is the accounting form of -12.00.
+Text is read with ``.`` as the decimal point. The thousands separator is ``,``
+(or a space, a non-breaking space or a thin space) and must group digits by
+three. So "12,34" is rejected instead of being read as 1234, because it is more
+likely a decimal comma. "(12.00)" is the accounting form of -12.00.
 
 Decimals are exact: a long decimal string is kept digit for digit unless the field
 declares ``scale``, and quantizing rounds half up (0.125 -> 0.13), the rounding
@@ -17,14 +17,24 @@ from collections.abc import Callable
 from decimal import ROUND_HALF_UP, Context, Decimal, InvalidOperation
 from typing import Any
 
-from runtime.values.problems import FieldPlanError, ValueProblem, is_container, show, wrong_type
+from runtime.values.problems import (
+    FieldPlanError,
+    ValueProblem,
+    is_container,
+    show,
+    wrong_type,
+)
 
 Converter = Callable[[Any], Any]
 
 _PLAIN_NUMBER = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
-_GROUPED_NUMBER = re.compile(r"[+-]?[0-9]{1,3}([, \u00a0\u2009\u202f])[0-9]{3}(?:\1[0-9]{3})*(?:\.[0-9]+)?")
+_GROUPED_NUMBER = re.compile(
+    r"[+-]?[0-9]{1,3}([, \u00a0\u2009\u202f])[0-9]{3}(?:\1[0-9]{3})*(?:\.[0-9]+)?"
+)
 _GROUP_SEPARATORS = str.maketrans("", "", ", \u00a0\u2009\u202f")
-_DECIMAL_COMMA = re.compile(r"[+-]?[0-9]{1,3}(?:\.[0-9]{3})*,[0-9]+|[+-]?[0-9]+,[0-9]{1,2}")
+_DECIMAL_COMMA = re.compile(
+    r"[+-]?[0-9]{1,3}(?:\.[0-9]{3})*,[0-9]+|[+-]?[0-9]+,[0-9]{1,2}"
+)
 
 # Precision for quantizing; wide enough that no business amount is cut, while
 # amounts beyond it are rejected instead of silently rounded.
@@ -55,8 +65,9 @@ def parse_number_text(text: str) -> Decimal | None:
 def _plain_decimal(text: str) -> Decimal | None:
     """Return the Decimal of a plain number such as "-12.50" or "1e3", else None.
 
-    ``Decimal()`` alone is the fast path; it also reads NaN and Infinity, which the
-    finiteness test turns away, and digit group underscores, which are excluded first.
+    ``Decimal()`` alone is the fast path. It also reads NaN and Infinity, which the
+    finiteness test turns away, and underscores between digits, which are
+    excluded before the call.
     """
     if "_" in text:
         return None
@@ -87,12 +98,14 @@ def _integral(number: Decimal, value: Any) -> int:
     if not number.is_finite() or number != number.to_integral_value():
         raise ValueProblem(
             "not_integer",
-            f"{show(value)} is not a whole number; expected an integer such as 1234, -5 or 1,234",
+            f"{show(value)} is not a whole number; expected an integer such as 1234,"
+            " -5 or 1,234",
         )
     if number.adjusted() >= _MAX_INTEGER_DIGITS:
         raise ValueProblem(
             "not_integer",
-            f"{show(value)} has more than {_MAX_INTEGER_DIGITS} digits; expected an integer of sensible size",
+            f"{show(value)} has more than {_MAX_INTEGER_DIGITS} digits; expected an"
+            " integer of sensible size",
         )
     return int(number)
 
@@ -111,8 +124,13 @@ def parse_integer(value: Any) -> int:
                 pass
         number = parse_number_text(text)
         if number is None:
-            hint = _number_hint(text) or "expected an integer such as 1234, -5, +5 or 1,234"
-            raise ValueProblem("not_integer", f"{show(value)} is not an integer; {hint}")
+            hint = (
+                _number_hint(text)
+                or "expected an integer such as 1234, -5, +5 or 1,234"
+            )
+            raise ValueProblem(
+                "not_integer", f"{show(value)} is not an integer; {hint}"
+            )
         return _integral(number, value)
     if cls is bool:
         raise ValueProblem("not_integer", f"{show(value)} is a boolean, not an integer")
@@ -121,12 +139,16 @@ def parse_integer(value: Any) -> int:
     if isinstance(value, float):
         if value.is_integer():
             return int(value)
-        raise ValueProblem("not_integer", f"{show(value)} is not a whole number; expected an integer")
+        raise ValueProblem(
+            "not_integer", f"{show(value)} is not a whole number; expected an integer"
+        )
     if isinstance(value, Decimal):
         return _integral(value, value)
     if is_container(value):
         raise wrong_type(value, "an integer")
-    raise ValueProblem("not_integer", f"{show(value)} of type {cls.__name__} is not an integer")
+    raise ValueProblem(
+        "not_integer", f"{show(value)} of type {cls.__name__} is not an integer"
+    )
 
 
 def make_integer() -> Converter:
@@ -143,7 +165,10 @@ def _to_decimal(value: Any, code: str, label: str) -> Decimal:
             return number
         number = parse_number_text(text)
         if number is None:
-            hint = _number_hint(text) or f"expected {label} such as 1234.50, -0.5 or 1,234.50"
+            hint = (
+                _number_hint(text)
+                or f"expected {label} such as 1234.50, -0.5 or 1,234.50"
+            )
             raise ValueProblem(code, f"{show(value)} is not a number; {hint}")
         return number
     if cls is Decimal:
@@ -161,9 +186,13 @@ def _to_decimal(value: Any, code: str, label: str) -> Decimal:
     elif is_container(value):
         raise wrong_type(value, label)
     else:
-        raise ValueProblem(code, f"{show(value)} of type {cls.__name__} is not a number")
+        raise ValueProblem(
+            code, f"{show(value)} of type {cls.__name__} is not a number"
+        )
     if not number.is_finite():
-        raise ValueProblem(code, f"{show(value)} is not a finite number; expected {label}")
+        raise ValueProblem(
+            code, f"{show(value)} is not a finite number; expected {label}"
+        )
     return number
 
 
@@ -198,17 +227,21 @@ def _quantize(number: Decimal, quantum: Decimal, value: Any, code: str) -> Decim
         return number.quantize(quantum, ROUND_HALF_UP, _QUANTIZE_CONTEXT)
     except InvalidOperation as error:
         raise ValueProblem(
-            code, f"{show(value)} is too large; expected at most {_QUANTIZE_CONTEXT.prec} significant digits"
+            code,
+            f"{show(value)} is too large; expected at most {_QUANTIZE_CONTEXT.prec}"
+            " significant digits",
         ) from error
 
 
 def _check_scale(field_name: str, scale: int | None) -> None:
     if scale is not None and not 0 <= scale <= 30:
-        raise FieldPlanError(f"field {field_name!r}: scale must be between 0 and 30, got {scale!r}")
+        raise FieldPlanError(
+            f"field {field_name!r}: scale must be between 0 and 30, got {scale!r}"
+        )
 
 
 def make_decimal(field_name: str, scale: int | None) -> Converter:
-    """Build the converter of a decimal field, exact or quantized to ``scale`` places."""
+    """Build the converter of a decimal field, exact or quantized to ``scale``."""
     _check_scale(field_name, scale)
     finish = _make_finisher(scale, "not_decimal")
 
@@ -220,7 +253,9 @@ def make_decimal(field_name: str, scale: int | None) -> Converter:
 
 # Symbols and prefixed symbols, each with the ISO 4217 codes it can stand for.
 # A "$" amount is accepted for any dollar or peso currency the field declares.
-_DOLLAR_CODES = frozenset({"USD", "CAD", "AUD", "NZD", "SGD", "HKD", "MXN", "TWD", "ARS", "CLP", "COP"})
+_DOLLAR_CODES = frozenset(
+    {"USD", "CAD", "AUD", "NZD", "SGD", "HKD", "MXN", "TWD", "ARS", "CLP", "COP"}
+)
 _CURRENCY_SYMBOLS: dict[str, frozenset[str]] = {
     "$": _DOLLAR_CODES,
     "US$": frozenset({"USD"}),
@@ -254,7 +289,9 @@ _MONEY = re.compile(
     r"(?P<open>\()?\s*(?P<sign1>[+-])?\s*(?P<before>[^\d\s()+\-.,]+)?\s*(?P<sign2>[+-])?\s*"
     r"(?P<amount>[0-9][0-9,]*(?:\.[0-9]+)?|\.[0-9]+)\s*(?P<after>[^\d\s()+\-.,]+)?\s*(?P<close>\))?"
 )
-_MONEY_AMOUNT = re.compile(r"[0-9]+(?:\.[0-9]+)?|\.[0-9]+|[0-9]{1,3}(?:,[0-9]{3})+(?:\.[0-9]+)?")
+_MONEY_AMOUNT = re.compile(
+    r"[0-9]+(?:\.[0-9]+)?|\.[0-9]+|[0-9]{1,3}(?:,[0-9]{3})+(?:\.[0-9]+)?"
+)
 _MONEY_FORMS = (
     "an amount such as 1200.50, 1,200.50, $1,200.50, 1200.50 USD or (12.00) for a"
     " negative amount, with ',' only as the thousands separator"
@@ -280,12 +317,18 @@ def _parse_money_text(value: str, currency: str | None) -> Decimal:
     signs = [sign for sign in (match["sign1"], match["sign2"]) if sign]
     has_open, has_close = bool(match["open"]), bool(match["close"])
     if has_open != has_close or len(signs) > 1 or (signs and has_open):
-        raise ValueProblem("invalid_money", f"{show(value)} has unbalanced parentheses or two signs; expected {_MONEY_FORMS}")
+        raise ValueProblem(
+            "invalid_money",
+            f"{show(value)} has unbalanced parentheses or two signs; expected"
+            f" {_MONEY_FORMS}",
+        )
     if not _MONEY_AMOUNT.fullmatch(match["amount"]):
         raise ValueProblem(
             "invalid_money",
-            f"{show(value)} has misplaced thousands separators; expected {_MONEY_FORMS}",
+            f"{show(value)} has misplaced thousands separators; expected"
+            f" {_MONEY_FORMS}",
         )
+    possible: frozenset[str] | None = None
     for marker in (match["before"], match["after"]):
         if marker is None:
             continue
@@ -293,15 +336,22 @@ def _parse_money_text(value: str, currency: str | None) -> Decimal:
         if codes is None:
             raise ValueProblem(
                 "invalid_money",
-                f"{show(value)} contains {marker!r}, which is not a known currency symbol or"
-                f" ISO 4217 code; expected {_MONEY_FORMS}",
+                f"{show(value)} contains {show(marker)}, which is not a known"
+                f" currency symbol or ISO 4217 code; expected {_MONEY_FORMS}",
+            )
+        possible = codes if possible is None else possible & codes
+        if not possible:
+            raise ValueProblem(
+                "invalid_money",
+                f"{show(value)} names two different currencies; keep one marker",
             )
         if currency is not None and currency not in codes:
             found = "/".join(sorted(codes))
             raise ValueProblem(
                 "currency_mismatch",
                 f"{show(value)} is in {found}, but the field's currency is {currency};"
-                " convert the amount before syncing or map it to a field of that currency",
+                " convert the amount before syncing or map it to a field of that"
+                " currency",
             )
     amount = Decimal(match["amount"].replace(",", ""))
     if has_open or signs == ["-"]:
@@ -319,7 +369,8 @@ def make_money(field_name: str, scale: int | None, currency: str | None) -> Conv
     if currency is not None:
         if not _CURRENCY_CODE.fullmatch(currency):
             raise FieldPlanError(
-                f"field {field_name!r}: currency must be an ISO 4217 code such as 'EUR', got {currency!r}"
+                f"field {field_name!r}: currency must be an ISO 4217 code such as"
+                f" 'EUR', got {currency!r}"
             )
         currency = currency.upper()
     finish = _make_finisher(2 if scale is None else scale, "invalid_money")

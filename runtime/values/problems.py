@@ -16,7 +16,7 @@ class ValueProblem(Exception):
     """A value that cannot become the field's canonical value.
 
     ``code`` is a stable identifier such as ``not_integer`` or ``required``;
-    ``message`` names the offending value with ``!r`` and says the expected form.
+    ``message`` names the offending value with ``!r`` and states the expected form.
     """
 
     def __init__(self, code: str, message: str) -> None:
@@ -34,7 +34,10 @@ class ValueProblem(Exception):
 
 
 class FieldPlanError(ValueError):
-    """A field definition that cannot be compiled; the message names the setting to fix."""
+    """A field definition that cannot be compiled.
+
+    The message names the field and the setting to fix.
+    """
 
 
 def show(value: Any) -> str:
@@ -51,7 +54,8 @@ def wrong_type(value: Any, expected: str) -> ValueProblem:
     return ValueProblem(
         "wrong_type",
         f"{show(value)} is a {kind}, but {expected} is expected; map a single element"
-        " (for example with a list index in the source path) instead of the whole value",
+        " (for example with a list index in the source path) instead of the whole"
+        " value",
     )
 
 

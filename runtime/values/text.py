@@ -15,7 +15,13 @@ from decimal import Decimal
 from typing import Any
 from urllib.parse import urlsplit
 
-from runtime.values.problems import FieldPlanError, ValueProblem, is_container, show, wrong_type
+from runtime.values.problems import (
+    FieldPlanError,
+    ValueProblem,
+    is_container,
+    show,
+    wrong_type,
+)
 
 Converter = Callable[[Any], Any]
 
@@ -42,7 +48,10 @@ def scalar_to_text(value: Any) -> str:
         return value.isoformat()
     if is_container(value):
         raise wrong_type(value, "text")
-    raise ValueProblem("wrong_type", f"{show(value)} of type {type(value).__name__} cannot be read as text")
+    raise ValueProblem(
+        "wrong_type",
+        f"{show(value)} of type {type(value).__name__} cannot be read as text",
+    )
 
 
 def _as_text(value: Any) -> str:
@@ -69,7 +78,7 @@ _LOCAL_PART_MAX_CHARS = 64
 
 
 def parse_email(value: Any) -> str:
-    """Return the address trimmed, without a ``mailto:`` prefix, with a lower-case domain.
+    """Return the trimmed address without ``mailto:``, its domain in lower case.
 
     The local part keeps its case, because RFC 5321 lets the receiving server treat
     it as case-sensitive.
@@ -113,9 +122,13 @@ def parse_url(value: Any) -> str:
         parts = urlsplit(text)
         parts.port  # noqa: B018 - reading it validates the port, raising ValueError
     except ValueError as error:
-        raise ValueProblem("invalid_url", f"{show(value)} is not a valid URL ({error}); {expected}") from error
+        raise ValueProblem(
+            "invalid_url", f"{show(value)} is not a valid URL ({error}); {expected}"
+        ) from error
     if parts.scheme.lower() not in ("http", "https"):
-        raise ValueProblem("invalid_url", f"{show(value)} has no http or https scheme; {expected}")
+        raise ValueProblem(
+            "invalid_url", f"{show(value)} has no http or https scheme; {expected}"
+        )
     if not parts.hostname:
         raise ValueProblem("invalid_url", f"{show(value)} has no host; {expected}")
     return text
@@ -125,10 +138,17 @@ def make_url() -> Converter:
     return parse_url
 
 
-def make_enum(field_name: str, values: list[str] | None, synonyms: dict[str, str] | None) -> Converter:
-    """Build the converter of an enum: allowed values and synonyms, case and spaces ignored."""
+def make_enum(
+    field_name: str, values: list[str] | None, synonyms: dict[str, str] | None
+) -> Converter:
+    """Build the converter of an enum field.
+
+    Values and synonyms match ignoring case and surrounding spaces.
+    """
     if not values:
-        raise FieldPlanError(f"field {field_name!r}: an enum field needs a non-empty 'values' list")
+        raise FieldPlanError(
+            f"field {field_name!r}: an enum field needs a non-empty 'values' list"
+        )
     lookup: dict[str, str] = {}
     for canonical in values:
         lookup[canonical.strip().casefold()] = canonical
@@ -141,8 +161,8 @@ def make_enum(field_name: str, values: list[str] | None, synonyms: dict[str, str
         folded = synonym.strip().casefold()
         if lookup.get(folded, canonical) != canonical:
             raise FieldPlanError(
-                f"field {field_name!r}: synonym {synonym!r} is already the value or synonym"
-                f" of {lookup[folded]!r}; remove one of them"
+                f"field {field_name!r}: synonym {synonym!r} is already the value or"
+                f" synonym of {lookup[folded]!r}; remove one of them"
             )
         lookup[folded] = canonical
     allowed = ", ".join(repr(value) for value in values)
@@ -154,12 +174,14 @@ def make_enum(field_name: str, values: list[str] | None, synonyms: dict[str, str
         canonical = find(text.strip().casefold())
         if canonical is not None:
             return canonical
-        close = difflib.get_close_matches(text.strip().casefold(), candidates, n=1, cutoff=0.6)
+        close = difflib.get_close_matches(
+            text.strip().casefold(), candidates, n=1, cutoff=0.6
+        )
         suggestion = f"did you mean {lookup[close[0]]!r}? " if close else ""
         raise ValueProblem(
             "invalid_enum",
-            f"{show(value)} is not an allowed value; {suggestion}expected one of {allowed}"
-            " (or add it to the field's synonyms)",
+            f"{show(value)} is not an allowed value; {suggestion}expected one of"
+            f" {allowed} (or add it to the field's synonyms)",
         )
 
     return parse_enum
@@ -182,7 +204,7 @@ _BOOLEAN_WORDS = {
 
 
 def parse_boolean(value: Any) -> bool:
-    """Return a bool from true/false, yes/no, y/n, on/off, t/f, 1/0 (any case) or a bool."""
+    """Return a bool from a bool, 0 or 1, or text such as yes/no in any case."""
     if value.__class__ is bool:
         return value
     if isinstance(value, str):

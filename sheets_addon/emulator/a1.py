@@ -51,7 +51,7 @@ class RangeReference:
 
     ``sheet`` is the title given before ``!`` (unquoted), or ``None``.
     ``bounds`` is ``None`` when the text after the sheet is empty (whole
-    sheet) or is a name; ``name`` then holds that name.
+    sheet) or is a name; ``name`` then contains that name.
     """
 
     text: str

@@ -2,7 +2,8 @@
 
 Implemented request kinds: addSheet, deleteSheet, updateSheetProperties,
 updateSpreadsheetProperties, appendDimension, insertDimension,
-deleteDimension, updateDimensionProperties, repeatCell, updateCells,
+deleteDimension, updateDimensionProperties, addDimensionGroup,
+deleteDimensionGroup, repeatCell, updateCells,
 mergeCells, unmergeCells, addNamedRange, updateNamedRange, deleteNamedRange,
 sortRange, setBasicFilter, clearBasicFilter, copyPaste and cutPaste.
 
@@ -318,6 +319,44 @@ def _update_dimension_properties(context: BatchContext, request: dict[str, Any])
     return {}
 
 
+def _group_range(context: BatchContext, request: dict[str, Any]) -> tuple[Sheet, str, dict[str, Any]]:
+    sheet, dimension, start, end = _dimension_range(context, request)
+    if dimension not in ("ROWS", "COLUMNS"):
+        raise errors.invalid_argument(f"Invalid dimension {dimension!r}. Use ROWS or COLUMNS.")
+    return sheet, dimension, {"dimension": dimension, "startIndex": start, "endIndex": end}
+
+
+def _add_dimension_group(context: BatchContext, request: dict[str, Any]) -> dict[str, Any]:
+    """Add a row or column group; its depth is one more than the groups containing it."""
+    sheet, dimension, group_range = _group_range(context, request)
+    groups = sheet.groups[dimension]
+    depth = 1 + sum(
+        1 for group in groups
+        if group["range"]["startIndex"] <= group_range["startIndex"]
+        and group_range["endIndex"] <= group["range"]["endIndex"]
+    )
+    groups.append({"range": group_range, "depth": depth})
+    groups.sort(key=lambda group: (group["depth"], group["range"]["startIndex"]))
+    control_key = "rowGroupControlAfter" if dimension == "ROWS" else "columnGroupControlAfter"
+    sheet.properties["gridProperties"].setdefault(control_key, True)
+    return {"addDimensionGroup": {"dimensionGroups": copy.deepcopy(groups)}}
+
+
+def _delete_dimension_group(context: BatchContext, request: dict[str, Any]) -> dict[str, Any]:
+    sheet, dimension, group_range = _group_range(context, request)
+    groups = sheet.groups[dimension]
+    matching = [group for group in groups if group["range"] == group_range]
+    if not matching:
+        raise errors.invalid_argument(
+            f"No group exists for {dimension.lower()} [{group_range['startIndex']}, {group_range['endIndex']})."
+        )
+    groups.remove(max(matching, key=lambda group: group["depth"]))
+    reply: dict[str, Any] = {}
+    if groups:
+        reply["dimensionGroups"] = copy.deepcopy(groups)
+    return {"deleteDimensionGroup": reply}
+
+
 # --- cells ---------------------------------------------------------------
 
 
@@ -406,6 +445,8 @@ def _merge_cells(context: BatchContext, request: dict[str, Any]) -> dict[str, An
             f"Invalid mergeType {merge_type!r}. Use MERGE_ALL, MERGE_COLUMNS or MERGE_ROWS."
         )
     sheet = resolved.sheet
+    # A new merge replaces the merges it overlaps.
+    sheet.merges = [m for m in sheet.merges if not _overlaps(m, r0, r1, c0, c1)]
     for top, bottom, left, right in pieces:
         if (bottom - top) * (right - left) < 2:
             continue
@@ -415,6 +456,13 @@ def _merge_cells(context: BatchContext, request: dict[str, Any]) -> dict[str, An
             merge = {"sheetId": sheet.sheet_id, **merge}
         sheet.merges.append(merge)
     return {}
+
+
+def _overlaps(merge: dict[str, int], r0: int, r1: int, c0: int, c1: int) -> bool:
+    return (
+        merge["startRowIndex"] < r1 and r0 < merge["endRowIndex"]
+        and merge["startColumnIndex"] < c1 and c0 < merge["endColumnIndex"]
+    )
 
 
 def _clear_merged_followers(sheet: Sheet, top: int, bottom: int, left: int, right: int) -> None:
@@ -617,6 +665,8 @@ _HANDLERS: dict[str, Handler] = {
     "insertDimension": _insert_dimension,
     "deleteDimension": _delete_dimension,
     "updateDimensionProperties": _update_dimension_properties,
+    "addDimensionGroup": _add_dimension_group,
+    "deleteDimensionGroup": _delete_dimension_group,
     "repeatCell": _repeat_cell,
     "updateCells": _update_cells,
     "mergeCells": _merge_cells,

@@ -1,6 +1,6 @@
 """Cell model: how written values are stored and how they read back.
 
-A :class:`Cell` holds what a user entered (a number, string, boolean or a
+A :class:`Cell` stores what a user entered (a number, string, boolean or a
 formula), its ``userEnteredFormat`` and its note.  Numbers are floats, as in
 Sheets.
 
@@ -157,11 +157,12 @@ def _parse_number(text: str) -> ParsedInput | None:
 
 
 def _implied_number_format(match: re.Match, decimals: int) -> dict | None:
-    fraction_pattern = "." + "0" * decimals if decimals else ""
+    # Sheets picks two decimals whenever the input has any (1,234.5 -> 1,234.50).
+    fraction_pattern = ".00" if decimals else ""
     if match.group("percent"):
-        return {"type": "PERCENT", "pattern": "0" + (".00" if decimals else "") + "%"}
+        return {"type": "PERCENT", "pattern": "0" + fraction_pattern + "%"}
     if match.group("currency"):
-        return {"type": "CURRENCY", "pattern": '"$"#,##0' + (".00" if decimals else "")}
+        return {"type": "CURRENCY", "pattern": '"$"#,##0' + fraction_pattern}
     if match.group("exponent"):
         return {"type": "SCIENTIFIC", "pattern": "0.00E+00"}
     if "," in (match.group("digits") or ""):
@@ -209,7 +210,11 @@ def _time_input(match: re.Match) -> ParsedInput | None:
     if hour > 23 or minute > 59 or second > 59:
         return None
     serial = (hour * 3600 + minute * 60 + second) / 86400
-    pattern = "h:mm" + (":ss" if match.group(3) else "") + (" am/pm" if meridiem else "")
+    pattern = "h:mm"
+    if match.group(3):
+        pattern += ":ss"
+    if meridiem:
+        pattern += " am/pm"
     return ParsedInput(serial, None, {"type": "TIME", "pattern": pattern}, False)
 
 

@@ -43,10 +43,10 @@ def file_resource(spreadsheet: Spreadsheet, fields_text: str | None) -> dict[str
     }
     if not fields_text:
         return {key: full[key] for key in ("kind", "id", "name", "mimeType")}
-    wanted = [name.strip() for name in fields_text.split(",") if name.strip()]
-    if "*" in wanted:
+    requested_fields = [name.strip() for name in fields_text.split(",") if name.strip()]
+    if "*" in requested_fields:
         return full
-    return {key: full[key] for key in wanted if key in full}
+    return {key: full[key] for key in requested_fields if key in full}
 
 
 def create_file(store: Store, body: Any) -> dict[str, Any]:

@@ -1,6 +1,6 @@
 """Google API error bodies returned by the emulator.
 
-Every failure the emulator answers with is an :class:`ApiError`: an HTTP status
+Every failure the emulator responds with is an :class:`ApiError`: an HTTP status
 plus the JSON body Google sends for it, ``{"error": {"code", "message",
 "status", "details"?}}``.  The factories below reproduce the messages of the
 real Sheets API v4 and Drive v3 so that client code parsing them (gspread's
@@ -147,11 +147,11 @@ def unauthenticated(method_name: str) -> ApiError:
     return ApiError(401, message, details=details)
 
 
-def unimplemented(what: str) -> ApiError:
+def unimplemented(feature: str) -> ApiError:
     """Build a 501 for an API feature the emulator does not implement."""
     return ApiError(
         501,
-        f"The Sheets emulator does not implement {what}. Use the real API for it, "
+        f"The Sheets emulator does not implement {feature}. Use the real API for it, "
         "or extend sheets_addon.emulator.",
     )
 

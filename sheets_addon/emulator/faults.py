@@ -7,10 +7,10 @@ applies to the next ``times`` matching requests, oldest fault first.
 
 Kinds:
 
-* ``error``: answer with an :class:`~.errors.ApiError` (429 quota, 500, 503
+* ``error``: respond with an :class:`~.errors.ApiError` (429 quota, 500, 503
   bodies as Google sends them, with an optional ``Retry-After``) without
   touching the state;
-* ``delay``: sleep, then handle the request normally (a slow answer);
+* ``delay``: sleep, then handle the request normally (a slow response);
 * ``timeout_after_apply``: apply the request, then either hold the response
   for ``seconds`` (longer than the client's read timeout) or, with
   ``drop=True``, close the connection without answering.  Either way the
@@ -61,7 +61,7 @@ class Fault:
         self._regex = re.compile(self.path_pattern) if self.path_pattern else None
 
     def error_for(self, method: str, path: str) -> ApiError:
-        """Return the error to answer ``method path`` with."""
+        """Return the error to respond to ``method path`` with."""
         if callable(self.error):
             return self.error(method, path)
         assert self.error is not None

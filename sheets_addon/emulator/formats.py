@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import logging
+import math
 import struct
 from typing import Any
 
@@ -40,7 +41,8 @@ def normalize_color(color: dict[str, Any] | None) -> dict[str, Any]:
         value = (color or {}).get(channel)
         if value is None:
             continue
-        quantized = float32(round(float(value) * 255) / 255)
+        # Sheets rounds a half step down: 0.5 becomes 127/255, not 128/255.
+        quantized = float32(math.ceil(float(value) * 255 - 0.5) / 255)
         if quantized:
             normalized[channel] = quantized
     if color and color.get("alpha") is not None:

@@ -343,9 +343,11 @@ def _round(arguments: list[Any]) -> float:
 def _if(arguments: list[Any]) -> Value:
     if not 2 <= len(arguments) <= 3:
         raise _Failure("#N/A")
-    condition = _scalar(arguments[0])
-    chosen = arguments[1] if _to_number(condition) else (arguments[2] if len(arguments) == 3 else False)
-    return _scalar(chosen)
+    if _to_number(_scalar(arguments[0])):
+        return _scalar(arguments[1])
+    if len(arguments) == 3:
+        return _scalar(arguments[2])
+    return False
 
 
 _FUNCTIONS: dict[str, Callable[[list[Any]], Value]] = {

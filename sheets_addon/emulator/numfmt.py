@@ -313,6 +313,10 @@ def _render_core(value: float, core: str) -> str:
 def _render_scientific(value: float, integer_digits: int, decimals: int, match: re.Match) -> str:
     mantissa, exponent = f"{value:.{decimals}E}".split("E")
     exponent_value = int(exponent)
-    sign = "-" if exponent_value < 0 else ("+" if match.group(1) == "+" else "")
+    sign = ""
+    if exponent_value < 0:
+        sign = "-"
+    elif match.group(1) == "+":
+        sign = "+"
     width = len(match.group(2))
     return f"{mantissa}E{sign}{abs(exponent_value):0{width}d}"

@@ -1,4 +1,4 @@
-"""Request log: every request the emulator answered, with byte counts.
+"""Request log: every request the emulator received, with byte counts.
 
 ``bytes_received`` counts request bodies and ``bytes_sent`` response bodies
 (headers excluded), which is what the cost of a sync is measured in.  The
@@ -18,7 +18,11 @@ logger = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class RequestRecord:
-    """One answered (or dropped) request."""
+    """One request; ``status`` is None when a fault dropped the connection.
+
+    The record is written just before the response is sent, so ``status``
+    is the one sent unless the client disconnected first.
+    """
 
     method: str
     path: str

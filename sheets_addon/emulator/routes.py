@@ -66,7 +66,7 @@ def parse_body(raw: bytes) -> Any:
 
 
 def resolve_route(store: Store, method: str, raw_path: str, params: Params, raw_body: bytes) -> Route:
-    """Return the route for a request, or a route answering Google's 404."""
+    """Return the route for a request, or a route that responds with a 404."""
     segments = raw_path.strip("/").split("/")
     if segments[:2] == ["v4", "spreadsheets"]:
         return _sheets_route(store, method, segments[2:], params, raw_body)
@@ -84,9 +84,9 @@ def _not_served(kind: str, method: str, raw_path: str) -> Route:
     return Route(kind, method != "GET", run)
 
 
-def _unimplemented(kind: str, method: str, what: str) -> Route:
+def _unimplemented(kind: str, method: str, feature: str) -> Route:
     def run() -> Response:
-        return error_response(errors.unimplemented(what))
+        return error_response(errors.unimplemented(feature))
 
     return Route(kind, method != "GET", run)
 
@@ -133,8 +133,10 @@ def _values_route(
         return Route(kind, writes, on(handler))
     raw_range = "/".join(rest[1:])
     custom = ""
-    if ":" in raw_range:
-        raw_range, _, custom = raw_range.rpartition(":")
+    # Clients may leave the range's own colon unencoded (values/A1:B2).
+    head, _, suffix = raw_range.rpartition(":")
+    if head and suffix in ("append", "clear"):
+        raw_range, custom = head, suffix
     range_text = unquote(raw_range)
     if method == "GET" and not custom:
         return Route("values.get", False, on(lambda s: values_api.get_values(s, range_text, params)))

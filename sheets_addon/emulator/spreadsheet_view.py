@@ -107,6 +107,9 @@ def render_sheet(
         rendered["data"] = [render_grid_data(spreadsheet, target) for target in targets]
     if sheet.merges:
         rendered["merges"] = [render_grid_range(merge) for merge in sheet.merges]
+    for dimension, key in (("ROWS", "rowGroups"), ("COLUMNS", "columnGroups")):
+        if sheet.groups[dimension]:
+            rendered[key] = copy.deepcopy(sheet.groups[dimension])
     if sheet.basic_filter:
         basic_filter = copy.deepcopy(sheet.basic_filter)
         basic_filter["range"] = render_grid_range(basic_filter["range"])

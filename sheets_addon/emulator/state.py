@@ -1,8 +1,7 @@
 """In-memory spreadsheets: sheets, sparse cells, named ranges and limits.
 
-The store is shared by all request threads; callers hold :attr:`Store.lock`
-for every read or change, so each API call sees and leaves a consistent
-state.  Spreadsheet ``batchUpdate`` is atomic like Google's: the handler takes
+All request threads share the store. Callers hold :attr:`Store.lock` for
+every read or change, so each API call reads and leaves a consistent state.  Spreadsheet ``batchUpdate`` is atomic like Google's: the handler takes
 a :meth:`Spreadsheet.snapshot` first and restores it when any request fails.
 
 Limits enforced as Sheets does: 10,000,000 cells per spreadsheet (the sum of
@@ -91,6 +90,8 @@ class Sheet:
     basic_filter: dict[str, Any] | None = None
     row_metadata: dict[int, dict[str, Any]] = field(default_factory=dict)
     column_metadata: dict[int, dict[str, Any]] = field(default_factory=dict)
+    # DimensionGroup objects by dimension ("ROWS" or "COLUMNS").
+    groups: dict[str, list[dict[str, Any]]] = field(default_factory=lambda: {"ROWS": [], "COLUMNS": []})
 
     @property
     def sheet_id(self) -> int:
@@ -174,6 +175,7 @@ class Spreadsheet:
                 basic_filter=copy.deepcopy(sheet.basic_filter),
                 row_metadata=copy.deepcopy(sheet.row_metadata),
                 column_metadata=copy.deepcopy(sheet.column_metadata),
+                groups=copy.deepcopy(sheet.groups),
             )
             for sheet in self.sheets
         ]

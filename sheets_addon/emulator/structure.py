@@ -3,8 +3,9 @@
 Inserting or deleting shifts cells, row/column metadata, merges, the basic
 filter and named ranges of the sheet, like Sheets does.
 
-NOTE: formula text is not rewritten when rows or columns move, so a formula
-referring to shifted cells keeps its old references (Sheets would adjust them).
+NOTE: formula text and row/column groups are not adjusted when rows or
+columns move, so a formula referring to shifted cells keeps its old
+references (Sheets would rewrite them).
 """
 
 from __future__ import annotations
@@ -77,20 +78,23 @@ def delete_dimension(spreadsheet: Spreadsheet, sheet: Sheet, dimension: str, sta
         noun = "rows" if axis == 0 else "columns"
         raise errors.invalid_argument(f"You can't delete all the {noun} on the sheet.")
     count = end - start
+
     cells = {}
     for position, cell in sheet.cells.items():
         if start <= position[axis] < end:
             continue
         cells[_shifted(position, axis, end, -count)] = cell
     sheet.cells = cells
+
     metadata = sheet.row_metadata if axis == 0 else sheet.column_metadata
-    kept = {
+    remaining = {
         (index - count if index >= end else index): value
         for index, value in metadata.items()
         if not start <= index < end
     }
     metadata.clear()
-    metadata.update(kept)
+    metadata.update(remaining)
+
     sheet.merges = [m for m in sheet.merges if _shift_range_for_delete(m, dimension, start, end)]
     if sheet.basic_filter and not _shift_range_for_delete(sheet.basic_filter["range"], dimension, start, end):
         sheet.basic_filter = None

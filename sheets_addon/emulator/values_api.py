@@ -1,17 +1,17 @@
 """The ``spreadsheets.values`` endpoints: get, batchGet, update, batchUpdate,
 append, clear and batchClear.
 
-Response shapes follow Sheets API v4: ranges are echoed clamped to the grid
-(``'Sheet1'!A1:1`` comes back as ``Sheet1!A1:Z1``), ``values`` lists drop
-trailing empty cells and rows (and the key is absent when nothing is left),
-empty cells before a value read as ``""``, and update responses count only
-the non-null values written.
+Response shapes follow Sheets API v4.  Ranges are echoed clamped to the grid
+(``'Sheet1'!A1:1`` comes back as ``Sheet1!A1:Z1``).  ``values`` lists drop
+trailing empty cells and rows, and the key is absent when nothing is left.
+Empty cells before a value read as ``""``.  Update responses count only the
+non-null values written.
 
-Appending finds the "table" the way the live API was observed to: the last
-non-empty cell inside the request range (row-major) seeds it; the table is
-the block of cells connected to that seed, diagonals included, grown to its
-bounding box.  Rows go below the table starting at its first column, or at
-the range's first cell when the range holds no value.
+Appending finds the "table" the way the recorded live API behaves.  The last
+non-empty cell inside the request range (in row-major order) seeds it, and
+the table is the block of cells connected to that seed, diagonals included,
+grown to its bounding box.  Rows go below the table starting at its first
+column, or at the range's first cell when the range contains no value.
 """
 
 from __future__ import annotations
@@ -200,6 +200,10 @@ def write_rows(
 
 
 def _check_within_request(resolved: ResolvedRange, range_text: str, height: int, width: int) -> None:
+    # A single-cell range only anchors the data, which may extend past it.
+    single_cell = resolved.end_row == resolved.start_row + 1 and resolved.end_column == resolved.start_column + 1
+    if single_cell:
+        return
     if resolved.end_row is not None and resolved.start_row + height > resolved.end_row:
         raise errors.invalid_argument(
             f"Requested writing within range [{range_text}], but tried writing to row "
@@ -283,6 +287,7 @@ def batch_update_values(spreadsheet: Spreadsheet, body: Any) -> dict[str, Any]:
     data = body.get("data", [])
     if not isinstance(data, list):
         raise errors.invalid_field_value("data", data)
+
     snapshot = spreadsheet.snapshot()
     responses = []
     try:
@@ -296,6 +301,7 @@ def batch_update_values(spreadsheet: Spreadsheet, body: Any) -> dict[str, Any]:
     except errors.ApiError:
         spreadsheet.restore(snapshot)
         raise
+
     result: dict[str, Any] = {"spreadsheetId": spreadsheet.spreadsheet_id}
     totals = {
         "totalUpdatedRows": sum(r.get("updatedRows", 0) for r in responses),
