@@ -246,7 +246,8 @@ class Analyzer:
         owners = set(self.data.get("systems", {})) | {DERIVED_OWNER}
         for field_name, fspec in spec["fields"].items():
             field_pointer = f"{pointer}/fields/{field_name}"
-            lowered = self._lower_field(field_name, fspec, field_pointer, owners)
+            lowered = self._lower_field(field_name, fspec, field_pointer, owners,
+                                        name, set(spec["fields"]))
             if lowered is None:
                 ok = False
             else:
@@ -265,7 +266,8 @@ class Analyzer:
         return EntityPlan(id=name, key=key, fields=fields)
 
     def _lower_field(self, name: str, spec: dict[str, Any], pointer: str,
-                     owners: set[str]) -> FieldPlan | None:
+                     owners: set[str], entity: str,
+                     entity_fields: set[str]) -> FieldPlan | None:
         ok = True
         owner = spec["owner"]
         if owner not in owners:
@@ -278,7 +280,9 @@ class Analyzer:
                            f" {DERIVED_OWNER!r}", f"{pointer}/owner",
                            f"write 'owner: {DERIVED_OWNER}'")
                 ok = False
-            for problem in check_template(spec["derived"], None):
+            # A derived template reads the entity record being built.
+            for problem in check_template(spec["derived"], entity_fields,
+                                          record_source=f"entity {entity!r}"):
                 self.error(problem.code, problem.message, f"{pointer}/derived",
                            problem.hint)
                 ok = False
@@ -404,6 +408,8 @@ class Analyzer:
                 return None, None
             fields = {name: f["type"] for name, f in entities[entity_id]["fields"]
                       .items()}
+            if not self._check_cursor(spec, fields, pointer):
+                return None, None
             return SourcePlan(entity=entity_id, window=window,
                               cursor=spec.get("cursor")), fields
         system_id = spec["system"]
@@ -436,8 +442,20 @@ class Analyzer:
         fields = info.fields if info is not None else None
         if fields is None and "columns" in system_spec:
             fields = {column: "string" for column in system_spec["columns"]}
+        if not self._check_cursor(spec, fields, pointer):
+            return None, None
         return SourcePlan(system=system_id, stream=stream, window=window,
                           cursor=spec.get("cursor")), fields
+
+    def _check_cursor(self, spec: dict[str, Any], fields: dict[str, str] | None,
+                      pointer: str) -> bool:
+        cursor = spec.get("cursor")
+        if cursor is None or fields is None or cursor in fields:
+            return True
+        self.error("E203", f"the cursor names {cursor!r}, which the source does not"
+                   " have", f"{pointer}/cursor",
+                   choices_hint(cursor, fields, "source field"))
+        return False
 
     def _aggregate_fields(self, spec: dict[str, Any], fields: dict[str, str] | None,
                           pointer: str) -> dict[str, str] | None:

@@ -20,7 +20,9 @@ neither positions nor duplicate keys.
 
 from __future__ import annotations
 
+import bisect
 import json
+import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,6 +35,9 @@ from compiler.diagnostics import Diagnostic
 MAX_FILE_BYTES = 4 * 1024 * 1024
 MAX_DEPTH = 64
 MAX_NODES = 200_000
+# Python refuses to convert integers of more than 4300 digits to text, so a
+# longer number would fail later, when the plan is written.
+MAX_NUMBER_LENGTH = 100
 
 _CONTROL_BYTES = re.compile(rb"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _NULL = re.compile(r"^(?:~|null|Null|NULL|)$")
@@ -78,10 +83,17 @@ def _error(loaded: LoadedFile, code: str, message: str, line: int, column: int,
     )
 
 
-def _line_column(text: str, offset: int) -> tuple[int, int]:
-    line = text.count("\n", 0, offset) + 1
-    column = offset - (text.rfind("\n", 0, offset) + 1) + 1
-    return line, column
+class _LineIndex:
+    """Line and column of text offsets, in O(log lines) per lookup."""
+
+    def __init__(self, text: str) -> None:
+        # Scanning from the start for each node would be quadratic on a large
+        # file written on one line.
+        self.starts = [0] + [match.end() for match in re.finditer("\n", text)]
+
+    def line_column(self, offset: int) -> tuple[int, int]:
+        line = bisect.bisect_right(self.starts, offset)
+        return line, offset - self.starts[line - 1] + 1
 
 
 def load_file(path: Path, display: str) -> LoadedFile:
@@ -172,6 +184,18 @@ def _only_comments(text: str) -> bool:
 
 
 # --- YAML -------------------------------------------------------------------
+
+
+_NUMBER_HINT = ("write a finite number of ordinary size, or quote the value to keep it"
+                " as text; a plan is JSON, which has no infinity or NaN")
+
+
+def _is_number_text(value: str) -> bool:
+    return any(pattern.match(value) for pattern in (_INT, _OCT, _HEX, _FLOAT))
+
+
+def _clip(text: str) -> str:
+    return repr(text) if len(text) <= 20 else repr(text[:17] + "...")
 
 
 def resolve_plain_scalar(value: str) -> Any:
@@ -288,12 +312,13 @@ class _YamlBuilder:
                        " files and include them")
                 raise _StopBuilding
         elif isinstance(event, yaml.ScalarEvent):
-            value = self._scalar(event)
             if self._expects_key():
                 # A key is a name: 'true:', '12:' and '~:' mean the text written,
                 # as they would in JSON, not a boolean, number or null.
-                value = event.value
-            self._add(value, event)
+                self._check_scalar_tag(event)
+                self._add(event.value, event)
+            else:
+                self._add(self._scalar(event), event)
         elif isinstance(event, yaml.AliasEvent):
             if event.anchor not in self.anchors:
                 line, column = self._position(event)
@@ -361,25 +386,46 @@ class _YamlBuilder:
                    "use fewer aliases, or split the spec into smaller files")
             raise _StopBuilding
 
+    def _check_scalar_tag(self, event: Any) -> None:
+        if event.tag in (None, "!") or event.tag in _TAGGED:
+            return
+        line, column = self._position(event)
+        _error(self.loaded, "E013", f"the YAML tag {event.tag!r} is not supported",
+               line, column, "remove the tag; specs use plain values")
+        raise _StopBuilding
+
     def _scalar(self, event: Any) -> Any:
         tag = event.tag
-        if tag and tag != "!":
-            convert = _TAGGED.get(tag)
-            if convert is None:
-                line, column = self._position(event)
-                _error(self.loaded, "E013", f"the YAML tag {tag!r} is not supported",
-                       line, column, "remove the tag; specs use plain values")
-                raise _StopBuilding
+        self._check_scalar_tag(event)
+        if tag == "!":  # the non-specific tag makes any scalar a string
+            return event.value
+        if tag:
+            convert = _TAGGED[tag]
             try:
-                return convert(event.value)
+                value = convert(event.value)
             except (ValueError, KeyError):
                 line, column = self._position(event)
-                _error(self.loaded, "E003", f"{event.value!r} is not a valid {tag}",
+                _error(self.loaded, "E003",
+                       f"{_clip(event.value)} is not a valid {tag}",
                        line, column, "fix the value or remove the tag")
                 raise _StopBuilding from None
+            if isinstance(value, float) and not math.isfinite(value):
+                self._invalid_number(event, f"{event.value!r} is not a finite number")
+            return value
         if event.style in (None, "") and event.implicit[0]:
-            return resolve_plain_scalar(event.value)
+            if len(event.value) > MAX_NUMBER_LENGTH and _is_number_text(event.value):
+                self._invalid_number(event, f"the number {_clip(event.value)} has more"
+                                     f" than {MAX_NUMBER_LENGTH} characters")
+            value = resolve_plain_scalar(event.value)
+            if isinstance(value, float) and not math.isfinite(value):
+                self._invalid_number(event, f"{event.value!r} is not a finite number")
+            return value
         return event.value
+
+    def _invalid_number(self, event: Any, message: str) -> None:
+        line, column = self._position(event)
+        _error(self.loaded, "E105", message, line, column, _NUMBER_HINT)
+        raise _StopBuilding
 
     def _add(self, value: Any, event: Any, alias: bool = False) -> str:
         self.nodes += 1
@@ -454,14 +500,21 @@ class _DuplicateKey:
 
 _NUMBER = re.compile(r"-?(?:0|[1-9][0-9]*)(\.[0-9]+)?([eE][-+]?[0-9]+)?")
 _WHITESPACE = re.compile(r"[ \t\n\r]*")
+_NUMBER_CHARACTERS = re.compile(r"[-+0-9.eE]*")
+
+
+_JSON_NUMBER_HINT = ("write numbers as JSON does, such as 12, -3.5 or 1e3: no leading"
+                     " zeros, '+' signs, or '.' without digits on both sides")
 
 
 class _JsonError(Exception):
-    def __init__(self, message: str, offset: int, hint: str) -> None:
+    def __init__(self, message: str, offset: int, hint: str,
+                 code: str = "E004") -> None:
         super().__init__(message)
         self.message = message
         self.offset = offset
         self.hint = hint
+        self.code = code
 
 
 class _JsonScanner:
@@ -469,6 +522,7 @@ class _JsonScanner:
         self.text = text
         self.loaded = loaded
         self.nodes = 0
+        self.lines = _LineIndex(text)
 
     def parse(self) -> None:
         try:
@@ -478,9 +532,8 @@ class _JsonScanner:
                 raise _JsonError("unexpected text after the JSON value", end,
                                  "remove it; a JSON file holds one value")
         except _JsonError as exc:
-            line, column = _line_column(self.text, exc.offset)
-            code = "E008" if "nesting" in exc.message else "E004"
-            _error(self.loaded, code, exc.message, line, column, exc.hint)
+            line, column = self.lines.line_column(exc.offset)
+            _error(self.loaded, exc.code, exc.message, line, column, exc.hint)
             return
         self.loaded.data = value
 
@@ -491,14 +544,14 @@ class _JsonScanner:
         self.nodes += 1
         if self.nodes > MAX_NODES:
             raise _JsonError(f"the file has more than {MAX_NODES} nodes", offset,
-                             "split the spec into smaller files")
-        self.loaded.positions[pointer] = _line_column(self.text, offset)
+                             "split the spec into smaller files", code="E009")
+        self.loaded.positions[pointer] = self.lines.line_column(offset)
         char = self.text[offset:offset + 1]
         if char in ("{", "["):
             if depth >= MAX_DEPTH:
                 raise _JsonError(f"nesting is deeper than {MAX_DEPTH} levels", offset,
                                  "flatten the structure; no spec setting nests this"
-                                 " deep")
+                                 " deep", code="E008")
             if char == "{":
                 return self._object(offset + 1, pointer, depth + 1)
             return self._array(offset + 1, pointer, depth + 1)
@@ -509,20 +562,43 @@ class _JsonScanner:
                 return offset + len(literal), value
         number = _NUMBER.match(self.text, offset)
         if number and number.end() > offset:
-            text = number.group()
-            is_float = number.group(1) or number.group(2)
-            return number.end(), float(text) if is_float else int(text)
+            return self._number(number, offset)
+        if char in "+." and self.text[offset + 1:offset + 2].isdigit():
+            raise _JsonError(f"invalid number starting with {char!r}", offset,
+                             _JSON_NUMBER_HINT)
         found = repr(char) if char else "the end of the file"
         raise _JsonError(f"expected a JSON value, found {found}", offset,
                          "check for a missing value, a trailing comma or an unquoted"
                          " string")
 
+    def _number(self, number: re.Match[str], offset: int) -> tuple[int, int | float]:
+        text = number.group()
+        following = self.text[number.end():number.end() + 1]
+        if following and following in "0123456789.eE":
+            written = _NUMBER_CHARACTERS.match(self.text, offset).group()
+            raise _JsonError(f"invalid number {_clip(written)}", offset,
+                             _JSON_NUMBER_HINT)
+        if len(text) > MAX_NUMBER_LENGTH:
+            raise _JsonError(f"the number {_clip(text)} has more than"
+                             f" {MAX_NUMBER_LENGTH} characters", offset, _NUMBER_HINT,
+                             code="E105")
+        if not (number.group(1) or number.group(2)):
+            return number.end(), int(text)
+        value = float(text)
+        if not math.isfinite(value):
+            raise _JsonError(f"the number {_clip(text)} is too large for a finite"
+                             " number", offset, _NUMBER_HINT, code="E105")
+        return number.end(), value
+
     def _string(self, offset: int) -> tuple[int, str]:
         try:
             value, end = json.decoder.scanstring(self.text, offset + 1)
         except json.JSONDecodeError as exc:
-            raise _JsonError(f"invalid string: {exc.msg}", exc.pos,
-                             "close the string and escape quotes and backslashes")
+            # The json module's messages end with "at" and expect a position.
+            message = exc.msg.removesuffix(" at").removesuffix(" starting")
+            raise _JsonError(f"invalid string: {message}", exc.pos,
+                             "close the string, escape quotes and backslashes, and"
+                             " write line breaks as \\n") from None
         return end, value
 
     def _object(self, offset: int, pointer: str, depth: int) -> tuple[int, dict]:
@@ -536,7 +612,7 @@ class _JsonScanner:
                 raise _JsonError("expected a quoted key", offset,
                                  "quote every key with double quotes, and remove a"
                                  " trailing comma")
-            key_position = _line_column(self.text, offset)
+            key_position = self.lines.line_column(offset)
             offset, key = self._string(offset)
             offset = self._skip(offset)
             if not self.text.startswith(":", offset):

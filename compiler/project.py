@@ -49,9 +49,10 @@ class Project:
             loaded = self.files[0] if self.files else None
         if loaded is None:
             return ("syncplan.yaml", 1, 1)
-        table = loaded.key_positions if key else loaded.positions
-        if pointer in table:
-            return (loaded.path, *table[pointer])
+        if key and pointer in loaded.key_positions:
+            return (loaded.path, *loaded.key_positions[pointer])
+        if pointer in loaded.positions:
+            return (loaded.path, *loaded.positions[pointer])
         while pointer:
             pointer = pointer.rsplit("/", 1)[0]
             if pointer in loaded.positions:

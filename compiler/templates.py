@@ -31,8 +31,13 @@ def is_template(text: str) -> bool:
 
 
 def check_template(text: str, record_fields: Collection[str] | None, *,
-                   expression: bool = False) -> list[TemplateProblem]:
-    """Return the problems of one template (or, with ``expression``, a filter)."""
+                   expression: bool = False,
+                   record_source: str = "the source") -> list[TemplateProblem]:
+    """Return the problems of one template (or, with ``expression``, a filter).
+
+    ``record_source`` names what ``record`` is in messages, such as "the source"
+    or "entity 'client'".
+    """
     what = "expression" if expression else "template"
     try:
         tree = _parse_expression(text) if expression else _ENV.parse(text)
@@ -59,10 +64,11 @@ def check_template(text: str, record_fields: Collection[str] | None, *,
     if record_fields is not None:
         for field in sorted(_record_fields_read(tree) - set(record_fields)):
             hint = did_you_mean(field, record_fields) or (
-                "the source has the fields " + ", ".join(sorted(record_fields)[:20]))
+                f"{record_source} has the fields "
+                + ", ".join(sorted(record_fields)[:20]))
             problems.append(TemplateProblem(
-                "E403", f"{what} {text!r} reads record.{field}, which the source does"
-                " not have", hint))
+                "E403", f"{what} {text!r} reads record.{field}, which {record_source}"
+                " does not have", hint))
     return problems
 
 

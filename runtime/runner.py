@@ -32,7 +32,7 @@ from compiler.plan import FlowPlan, Plan, SystemPlan
 from runtime.mapping import MappingProblem
 from runtime.pipeline import ErrorRecord, FlowPipeline, MappedBatch, aggregate
 from runtime.references import UnresolvedReference, resolve
-from runtime.sheets.base import SheetBackend
+from runtime.sheets.base import BackendError, LimitExceeded, SheetBackend
 from runtime.sheets.engine import plan_tab_sync
 from runtime.sheets.tabs import append_run_row, sync_errors_tab
 from runtime.sheets.xlsx import XlsxBackend
@@ -49,6 +49,40 @@ DEFAULT_WINDOW_DAYS = 60
 
 class RunFailed(Exception):
     """The run of a flow cannot go on; the message says why and what to do."""
+
+
+@dataclass
+class Preview:
+    """What a sync of one destination would change (or changed)."""
+
+    destination: str
+    created: int
+    updated: int
+    unchanged: int
+    deleted: int
+    changed_cells: list[tuple[str, Any, Any]]
+
+
+PREVIEW_CELLS = 10
+
+
+def _changed_cells(grid: Any, sync: Any) -> list[tuple[str, Any, Any]]:
+    """Return the first changed cells as (A1 cell, old value, new value)."""
+    rows = grid.rows if grid is not None else []
+    shown = []
+    for (row, column), new in sorted(sync.changes.cells.items())[:PREVIEW_CELLS]:
+        old = rows[row][column] if row < len(rows) and column < len(rows[row]) else None
+        shown.append((f"{_column_letters(column)}{row + 1}", old, new))
+    return shown
+
+
+def _column_letters(index: int) -> str:
+    letters = ""
+    index += 1
+    while index:
+        index, remainder = divmod(index - 1, 26)
+        letters = chr(65 + remainder) + letters
+    return letters
 
 
 @dataclass
@@ -69,6 +103,7 @@ class FlowResult:
     message: str | None = None
     destinations: list[str] = field(default_factory=list)
     errors: list[dict[str, Any]] = field(default_factory=list)
+    previews: list[Preview] = field(default_factory=list)
 
     def counts(self) -> dict[str, Any]:
         return {"read": self.read, "filtered": self.filtered, "created": self.created,
@@ -90,13 +125,18 @@ class PlanRunner:
 
     def __init__(self, plan: Plan, root: Path, state: StateStore, *,
                  now: dt.datetime | None = None,
-                 progress: Callable[[str, int], None] | None = None) -> None:
+                 progress: Callable[[str, int], None] | None = None,
+                 dry_run: bool = False) -> None:
         self.plan = plan
         self.root = root
         self.state = state
         self.now = now
         self.progress = progress
+        self.dry_run = dry_run
         self._backends: dict[str, SheetBackend] = {}
+        # A dry run stores nothing, so the records of its earlier flows are kept
+        # here for the lookups and entity sources of its later flows.
+        self._dry_records: dict[str, dict[str, list[dict[str, Any]]]] = {}
 
     # --- public -----------------------------------------------------------
 
@@ -114,13 +154,16 @@ class PlanRunner:
         started = self.now or _now()
         result = FlowResult(flow=flow.id, run_id=run_id)
         clock = time.perf_counter()
-        self.state.start_run(run_id, flow.id, _iso(started), self.plan.spec_hash)
-        logger.info("run %s of flow %s started", run_id, flow.id)
+        if not self.dry_run:
+            self.state.start_run(run_id, flow.id, _iso(started), self.plan.spec_hash)
+        logger.info("run %s of flow %s started%s", run_id, flow.id,
+                    " (dry run)" if self.dry_run else "")
         batch = MappedBatch()
         try:
             self._execute(flow, run_id, started, batch, result)
             result.status = "succeeded"
-        except (RunFailed, SourceUnavailable, UnresolvedReference, OSError) as exc:
+        except (RunFailed, SourceUnavailable, UnresolvedReference, BackendError,
+                OSError) as exc:
             result.status = "failed"
             result.message = str(exc)
             logger.error("run %s of flow %s failed: %s", run_id, flow.id, exc)
@@ -131,9 +174,10 @@ class PlanRunner:
         result.read = batch.read
         result.filtered = batch.filtered
         finished = _now() if self.now is None else self.now
-        self.state.add_errors(run_id, flow.id, rows, _iso(finished))
-        self.state.finish_run(run_id, result.status, _iso(finished), result.counts(),
-                              result.message)
+        if not self.dry_run:
+            self.state.add_errors(run_id, flow.id, rows, _iso(finished))
+            self.state.finish_run(run_id, result.status, _iso(finished),
+                                  result.counts(), result.message)
         logger.info("run %s of flow %s %s: %s", run_id, flow.id, result.status,
                     result.counts())
         return result
@@ -176,6 +220,12 @@ class PlanRunner:
             written.append((system.id, destination.object, keys))
             result.destinations.append(f"{destination.system}/{destination.object}"
                                        f" ({backend.location()})")
+        if self.dry_run:
+            result.read = batch.read
+            result.filtered = batch.filtered
+            self._dry_records.setdefault(flow.map.entity, {})[flow.id] = [
+                dict(record) for record in batch.records.values()]
+            return
         finished = _now() if self.now is None else self.now
         result.read = batch.read
         result.filtered = batch.filtered
@@ -205,9 +255,12 @@ class PlanRunner:
     def _entity_records(self, entity_id: str) -> Iterator[dict[str, Any]]:
         entity = self.plan.entity(entity_id)
         types = {f.name: f.type for f in entity.fields}
-        for stored in self.state.records(entity_id):
+        overlay = self._dry_records.get(entity_id, {})
+        for stored in self.state.records(entity_id, exclude_flows=overlay):
             yield {name: from_json_value(types[name], value) if name in types
                    else value for name, value in stored.items()}
+        for records in overlay.values():
+            yield from records
 
     def _source_items(self, flow: FlowPlan, started: dt.datetime,
                       batch: MappedBatch) -> Iterator[tuple[Mapping[str, Any], str]]:
@@ -316,8 +369,19 @@ class PlanRunner:
                              owned_keys=owned,
                              timezone=system.settings.get("timezone", "UTC"),
                              max_cell_chars=backend.max_cell_chars)
+        result.previews.append(Preview(f"{system.id}/{destination.object}",
+                                       sync.created, sync.updated, sync.unchanged,
+                                       sync.deleted, _changed_cells(grid, sync)))
+        if self.dry_run:
+            return set(owned)
         if not sync.changes.is_empty():
-            backend.apply(destination.object, sync.changes)
+            try:
+                backend.apply(destination.object, sync.changes)
+            except LimitExceeded as exc:
+                batch.errors.append(ErrorRecord(flow.id, "limit_exceeded", str(exc),
+                                                position=f"{system.id}/"
+                                                f"{destination.object}"))
+                return set(owned)
         for problem in sync.errors:
             batch.errors.append(ErrorRecord(flow.id, problem.code, problem.message,
                                             problem.key, problem.field, problem.raw,

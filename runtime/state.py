@@ -208,12 +208,16 @@ class StateStore:
                        (entity, flow))
             db.executemany("INSERT OR REPLACE INTO records VALUES (?, ?, ?, ?)", rows)
 
-    def records(self, entity: str) -> Iterator[dict[str, Any]]:
+    def records(self, entity: str, exclude_flows: Iterable[str] = ()
+                ) -> Iterator[dict[str, Any]]:
+        """Yield the stored canonical records of an entity, as JSON values."""
+        skipped = set(exclude_flows)
         with self._lock:
-            rows = self._db.execute("SELECT data FROM records WHERE entity = ?"
+            rows = self._db.execute("SELECT flow, data FROM records WHERE entity = ?"
                                     " ORDER BY flow, record_key", (entity,)).fetchall()
-        for (data,) in rows:
-            yield json.loads(data)
+        for flow, data in rows:
+            if flow not in skipped:
+                yield json.loads(data)
 
     # --- written keys -----------------------------------------------------
 

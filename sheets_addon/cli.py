@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import sqlite3
 import sys
 import time
 from pathlib import Path
@@ -28,6 +29,7 @@ from compiler import (
     load_plan,
     plan_json,
 )
+from compiler.diagnostics import choices_hint
 from compiler.plan import PLAN_FORMAT, Plan
 from runtime.runner import FlowResult, PlanRunner
 from runtime.state import StateStore
@@ -188,22 +190,8 @@ def run(path: Path, flows: tuple[str, ...], state_path: Path | None,
         root: Path | None) -> None:
     """Run the flows of the spec project or plan file at PATH."""
     plan, project_root = load_target(path, root)
-    known = [flow.id for flow in plan.flows]
-    for flow_id in flows:
-        if flow_id not in known:
-            from compiler.diagnostics import choices_hint
-
-            raise click.UsageError(f"unknown flow {flow_id!r}; "
-                                   + choices_hint(flow_id, known, "flow"))
-    state_file = state_path or project_root / ".syncplan" / "state.db"
-    try:
-        state = StateStore(state_file)
-    except OSError as exc:
-        raise UserError(f"cannot open the state store {str(state_file)!r}:"
-                        f" {exc.strerror or exc}") from None
-    except Exception as exc:  # sqlite3.DatabaseError for a file that is not SQLite
-        raise UserError(f"cannot open the state store {str(state_file)!r}: {exc};"
-                        " pass another --state file") from None
+    _check_flows(plan, flows)
+    state = _open_state(state_path or project_root / ".syncplan" / "state.db")
     progress = _Progress()
     try:
         results = PlanRunner(plan, project_root, state, progress=progress).run(
@@ -214,6 +202,61 @@ def run(path: Path, flows: tuple[str, ...], state_path: Path | None,
     _print_summary(results)
     if any(result.status != "succeeded" for result in results):
         sys.exit(1)
+
+
+@cli.command(name="plan")
+@click.argument("path", type=click.Path(path_type=Path))
+@click.option("--flow", "flows", multiple=True, help="Preview only this flow"
+              " (repeatable).")
+@click.option("--state", "state_path", type=click.Path(path_type=Path, dir_okay=False),
+              help="SQLite state file; default .syncplan/state.db in the project.")
+@click.option("--root", type=click.Path(path_type=Path, file_okay=False),
+              help="Project folder that relative paths of a plan file refer to.")
+def plan_command(path: Path, flows: tuple[str, ...], state_path: Path | None,
+                 root: Path | None) -> None:
+    """Show what a run would change in each destination, without writing."""
+    plan, project_root = load_target(path, root)
+    _check_flows(plan, flows)
+    state = _open_state(state_path or project_root / ".syncplan" / "state.db")
+    try:
+        results = PlanRunner(plan, project_root, state, dry_run=True).run(
+            list(flows) or None)
+    finally:
+        state.close()
+    for result in results:
+        if result.status != "succeeded":
+            click.echo(f"{result.flow}: cannot preview: {result.message}", err=True)
+            continue
+        for preview in result.previews:
+            click.echo(f"{result.flow} -> {preview.destination}: {preview.created}"
+                       f" to create, {preview.updated} to update, {preview.unchanged}"
+                       f" unchanged, {preview.deleted} to delete")
+            for cell, old, new in preview.changed_cells:
+                click.echo(f"  {cell}: {old!r} -> {new!r}")
+        if result.errors:
+            click.echo(f"{result.flow}: {len(result.errors)} record error(s) would be"
+                       " reported", err=True)
+    if any(result.status != "succeeded" for result in results):
+        sys.exit(1)
+
+
+def _check_flows(plan: Plan, flows: tuple[str, ...]) -> None:
+    known = [flow.id for flow in plan.flows]
+    for flow_id in flows:
+        if flow_id not in known:
+            raise click.UsageError(f"unknown flow {flow_id!r}; "
+                                   + choices_hint(flow_id, known, "flow"))
+
+
+def _open_state(state_file: Path) -> StateStore:
+    try:
+        return StateStore(state_file)
+    except OSError as exc:
+        raise UserError(f"cannot open the state store {str(state_file)!r}:"
+                        f" {exc.strerror or exc}") from None
+    except sqlite3.DatabaseError as exc:
+        raise UserError(f"cannot open the state store {str(state_file)!r}: {exc};"
+                        " pass another --state file") from None
 
 
 def _print_summary(results: list[FlowResult]) -> None:

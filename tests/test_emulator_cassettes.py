@@ -46,7 +46,7 @@ ALLOWED_UNSUPPORTED_REASONS = {
 @pytest.fixture(scope="module")
 def summary() -> ReplaySummary:
     if not CASSETTES.is_dir():
-        pytest.skip(f"recorded cassettes not found at {CASSETTES}; they ship in the shared realdata folder")
+        pytest.skip(f"recorded gspread cassettes not found at {CASSETTES}; install them there to run the replay")
     result = replay_directory(CASSETTES)
     print("\n" + result.format())
     return result

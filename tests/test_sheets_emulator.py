@@ -415,6 +415,19 @@ def test_quota_fault_project_scope_for_reads(worksheet: gspread.Worksheet, emula
     assert worksheet.get_all_values() == [[]]
 
 
+def test_backoff_client_retries_quota(emulator: SheetsEmulator) -> None:
+    spreadsheet_id = emulator.create_spreadsheet("Retried")
+    # gspread's BackOffHTTPClient sleeps 2 s before its first retry.
+    retrying = emulator.gspread_client(http_client=gspread.BackOffHTTPClient)
+    emulator.inject_quota_exceeded(method="GET", path=r"/values/")
+    worksheet = retrying.open_by_key(spreadsheet_id).sheet1
+    worksheet.get_all_values()
+    retrying.http_client.session.close()
+
+    statuses = [r.status for r in emulator.log.records if r.kind == "values.get"]
+    assert statuses == [429, 200]
+
+
 def test_server_error_faults(worksheet: gspread.Worksheet, emulator: SheetsEmulator) -> None:
     emulator.inject_error(500, method="GET")
     emulator.inject_error(503, method="GET", retry_after=3)

@@ -59,6 +59,14 @@ class ChangeSet:
         return not (self.new_headers or self.cells or self.append_rows or self.delete_rows)
 
 
+class BackendError(Exception):
+    """A backend cannot read or write the spreadsheet; the message says why."""
+
+
+class LimitExceeded(BackendError):
+    """A write would break a limit of the spreadsheet; nothing of it was written."""
+
+
 class SheetBackend(Protocol):
     """A spreadsheet that tabs are read from and written to."""
 

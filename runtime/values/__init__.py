@@ -14,18 +14,25 @@ Canonical Python values per field type:
 - datetime: aware ``datetime.datetime``, local time of the field's time zone with
   that zone's UTC offset at that instant, held as a fixed ``datetime.timezone``
 
+``compile_column(field)`` converts a whole chunk of one field's values at once,
+equal to ``compile_field`` per element, or returns None to send the chunk to the
+per-value converter.
+
 ``to_json_value`` and ``from_json_value`` convert canonical values to and from
 the JSON stored in the state store.
 """
 
+from runtime.values.columns import ColumnConverter, compile_column
 from runtime.values.fields import FieldConverter, compile_field
 from runtime.values.jsonvalues import from_json_value, to_json_value
 from runtime.values.problems import FieldPlanError, ValueProblem
 
 __all__ = [
+    "ColumnConverter",
     "FieldConverter",
     "FieldPlanError",
     "ValueProblem",
+    "compile_column",
     "compile_field",
     "from_json_value",
     "to_json_value",

@@ -39,10 +39,9 @@ class Response:
 
 @dataclass
 class Route:
-    """A matched API method: its kind, whether it writes, and how to run it."""
+    """A matched API method: its kind and how to run it."""
 
     kind: str
-    writes: bool
     run: Callable[[], Response]
 
 
@@ -81,20 +80,20 @@ def _not_served(kind: str, method: str, raw_path: str) -> Route:
             errors.ApiError(404, f"The emulator serves no {method} {raw_path}; check the URL.")
         )
 
-    return Route(kind, method != "GET", run)
+    return Route(kind, run)
 
 
 def _unimplemented(kind: str, method: str, feature: str) -> Route:
     def run() -> Response:
         return error_response(errors.unimplemented(feature))
 
-    return Route(kind, method != "GET", run)
+    return Route(kind, run)
 
 
 def _sheets_route(store: Store, method: str, rest: list[str], params: Params, raw_body: bytes) -> Route:
     if not rest or rest == [""]:
         if method == "POST":
-            return Route("spreadsheets.create", True, lambda: _create(store, raw_body))
+            return Route("spreadsheets.create", lambda: _create(store, raw_body))
         return _not_served("unknown", method, "/v4/spreadsheets")
     head = rest[0]
     spreadsheet_id, _, custom = head.partition(":")
@@ -102,11 +101,11 @@ def _sheets_route(store: Store, method: str, rest: list[str], params: Params, ra
     if len(rest) == 1:
         if custom == "batchUpdate" and method == "POST":
             return Route(
-                "spreadsheets.batchUpdate", True,
+                "spreadsheets.batchUpdate",
                 lambda: _with_spreadsheet(store, spreadsheet_id, lambda s: batch_update.batch_update(store, s, parse_body(raw_body))),
             )
         if not custom and method == "GET":
-            return Route("spreadsheets.get", False, lambda: _get_spreadsheet(store, spreadsheet_id, params))
+            return Route("spreadsheets.get", lambda: _get_spreadsheet(store, spreadsheet_id, params))
         return _not_served("unknown", method, "/v4/spreadsheets/" + head)
     if rest[1].startswith("values"):
         return _values_route(store, method, spreadsheet_id, rest[1:], params, raw_body)
@@ -123,14 +122,14 @@ def _values_route(
 
     if len(rest) == 1:
         batch = {
-            ("GET", "values:batchGet"): ("values.batchGet", False, lambda s: values_api.batch_get_values(s, params)),
-            ("POST", "values:batchUpdate"): ("values.batchUpdate", True, lambda s: values_api.batch_update_values(s, parse_body(raw_body))),
-            ("POST", "values:batchClear"): ("values.batchClear", True, lambda s: values_api.batch_clear_values(s, parse_body(raw_body))),
+            ("GET", "values:batchGet"): ("values.batchGet", lambda s: values_api.batch_get_values(s, params)),
+            ("POST", "values:batchUpdate"): ("values.batchUpdate", lambda s: values_api.batch_update_values(s, parse_body(raw_body))),
+            ("POST", "values:batchClear"): ("values.batchClear", lambda s: values_api.batch_clear_values(s, parse_body(raw_body))),
         }.get((method, rest[0]))
         if batch is None:
             return _not_served("unknown", method, rest[0])
-        kind, writes, handler = batch
-        return Route(kind, writes, on(handler))
+        kind, handler = batch
+        return Route(kind, on(handler))
     raw_range = "/".join(rest[1:])
     custom = ""
     # Clients may leave the range's own colon unencoded (values/A1:B2).
@@ -139,13 +138,13 @@ def _values_route(
         raw_range, custom = head, suffix
     range_text = unquote(raw_range)
     if method == "GET" and not custom:
-        return Route("values.get", False, on(lambda s: values_api.get_values(s, range_text, params)))
+        return Route("values.get", on(lambda s: values_api.get_values(s, range_text, params)))
     if method == "PUT" and not custom:
-        return Route("values.update", True, on(lambda s: values_api.update_values(s, range_text, params, parse_body(raw_body))))
+        return Route("values.update", on(lambda s: values_api.update_values(s, range_text, params, parse_body(raw_body))))
     if method == "POST" and custom == "append":
-        return Route("values.append", True, on(lambda s: values_api.append_values(s, range_text, params, parse_body(raw_body))))
+        return Route("values.append", on(lambda s: values_api.append_values(s, range_text, params, parse_body(raw_body))))
     if method == "POST" and custom == "clear":
-        return Route("values.clear", True, on(lambda s: values_api.clear_values(s, range_text)))
+        return Route("values.clear", on(lambda s: values_api.clear_values(s, range_text)))
     return _not_served("unknown", method, "values/" + "/".join(rest[1:]))
 
 
@@ -189,25 +188,25 @@ def _drive_route(store: Store, method: str, rest: list[str], params: Params, raw
 
     if not rest or rest == [""]:
         if method == "POST":
-            return Route("drive.files.create", True, locked(lambda: drive_api.create_file(store, parse_body(raw_body))))
+            return Route("drive.files.create", locked(lambda: drive_api.create_file(store, parse_body(raw_body))))
         if method == "GET":
-            return Route("drive.files.list", False, locked(lambda: drive_api.list_files(store, params)))
+            return Route("drive.files.list", locked(lambda: drive_api.list_files(store, params)))
         return _not_served("unknown", method, "/drive/v3/files")
     file_id = unquote(rest[0])
     if len(rest) == 1 and method == "GET":
-        return Route("drive.files.get", False, locked(lambda: drive_api.get_file(store, file_id, params)))
+        return Route("drive.files.get", locked(lambda: drive_api.get_file(store, file_id, params)))
     if len(rest) == 1 and method == "DELETE":
         def delete() -> Response:
             with store.lock:
                 drive_api.delete_file(store, file_id)
             return Response(204, b"", "text/html")
 
-        return Route("drive.files.delete", True, delete)
+        return Route("drive.files.delete", delete)
     if rest[1:] == ["export"] and method == "GET":
         def export() -> Response:
             with store.lock:
                 body, content_type = drive_api.export_file(store, file_id, params)
             return Response(200, body, content_type)
 
-        return Route("drive.files.export", False, export)
+        return Route("drive.files.export", export)
     return _unimplemented("drive.other", method, f"Drive {method} files/{'/'.join(rest)}")

@@ -95,6 +95,14 @@ class _Handler(BaseHTTPRequestHandler):
 
     do_POST = do_PUT = do_DELETE = do_PATCH = do_GET
 
+    def handle_one_request(self) -> None:
+        try:
+            super().handle_one_request()
+        except Exception:
+            # An emulator bug must not kill the connection silently.
+            logger.exception("sheets emulator failed on %s %s", self.command, self.path)
+            self.close_connection = True
+
 
 class SheetsEmulator:
     """A local Sheets API v4 (plus Drive v3 files) emulator on loopback.
@@ -182,11 +190,16 @@ class SheetsEmulator:
         """Return a requests session that sends Google API calls here only."""
         return EmulatorSession(self.host, self.port, token)
 
-    def gspread_client(self, token: str | None = "emulator-token") -> Any:
-        """Return a ``gspread.Client`` whose every request reaches this emulator."""
+    def gspread_client(self, token: str | None = "emulator-token", http_client: Any = None) -> Any:
+        """Return a ``gspread.Client`` whose every request reaches this emulator.
+
+        ``http_client`` picks gspread's HTTP client class, for example
+        ``gspread.BackOffHTTPClient`` to exercise its retries.
+        """
         import gspread
 
-        return gspread.Client(auth=None, session=self.session(token))  # type: ignore[arg-type]
+        client_class = http_client or gspread.HTTPClient
+        return gspread.Client(auth=None, session=self.session(token), http_client=client_class)  # type: ignore[arg-type]
 
     # --- state -----------------------------------------------------------
 

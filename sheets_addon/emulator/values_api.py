@@ -23,6 +23,7 @@ from typing import Any
 from . import a1, errors
 from .cells import INPUT_OPTIONS, RENDER_OPTIONS, DATE_TIME_OPTIONS, ParsedInput, apply_input, parse_input, render
 from .state import ResolvedRange, Sheet, Spreadsheet
+from .structure import insert_dimension
 
 logger = logging.getLogger(__name__)
 
@@ -275,6 +276,8 @@ def update_values(spreadsheet: Spreadsheet, range_text: str, params: Params, bod
     body = _object_body(body)
     major = _choice(body.get("majorDimension"), DIMENSIONS, "ROWS", "data.major_dimension")
     rows = _rows_of(body.get("values", []), major, "data.values")
+    # NOTE: a "range" in the body is not compared with the URL range, which
+    # Google rejects when they differ.
     resolved = spreadsheet.resolve(range_text)
     stats = write_rows(spreadsheet, resolved, range_text, rows, input_option)
     return _with_updated_data(spreadsheet, stats, _flat_params(params))
@@ -376,14 +379,9 @@ def append_values(spreadsheet: Spreadsheet, range_text: str, params: Params, bod
         start_row, start_column = resolved.start_row, resolved.start_column
     else:
         start_row, start_column = table[1], table[2]
-    height = len(rows)
-    width = max((len(row) for row in rows), default=0)
-    _make_room(spreadsheet, sheet, start_row, height, insert_option)
+    _make_room(spreadsheet, sheet, start_row, len(rows), insert_option)
     target = ResolvedRange(sheet, start_row, None, start_column, None)
     stats = write_rows(spreadsheet, target, range_text, rows, input_option)
-    if width and not stats.get("updatedCells"):
-        last = a1.format_range(sheet.title, start_row, start_row + max(height, 1), start_column, start_column + width)
-        stats["updatedRange"] = last
     result: dict[str, Any] = {"spreadsheetId": spreadsheet.spreadsheet_id}
     if table is not None:
         result["tableRange"] = table[0]
@@ -392,8 +390,6 @@ def append_values(spreadsheet: Spreadsheet, range_text: str, params: Params, bod
 
 
 def _make_room(spreadsheet: Spreadsheet, sheet: Sheet, start_row: int, height: int, insert_option: str) -> None:
-    from .structure import insert_dimension
-
     if insert_option == "INSERT_ROWS" and height:
         spreadsheet.check_cell_limit(height * sheet.column_count)
         insert_dimension(spreadsheet, sheet, "ROWS", start_row, start_row + height)

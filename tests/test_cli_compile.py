@@ -1,0 +1,229 @@
+"""Tests of the ``syncplan validate``, ``compile`` and ``schema`` commands.
+
+Each test runs the console command as a separate process, as a user or a CI job
+would, and checks its exit code (0 success, 1 a problem in the input, 2 a usage
+error) and what it prints.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import schemas
+from compiler import compile_project, load_plan, plan_json
+
+REPO = Path(__file__).resolve().parents[1]
+EXAMPLE = REPO / "examples" / "agency"
+SPECS = Path(__file__).resolve().parent / "data" / "specs"
+DIAGNOSTIC_KEYS = {"severity", "code", "message", "file", "line", "column", "pointer",
+                   "hint"}
+
+
+def syncplan(*args: str | Path, cwd: Path | None = None
+             ) -> subprocess.CompletedProcess[str]:
+    """Run the ``syncplan`` console command and return what it did."""
+    script = Path(sys.executable).with_name("syncplan")
+    command = [str(script)] if script.exists() else [sys.executable, "-m",
+                                                     "sheets_addon"]
+    completed = subprocess.run([*command, *map(str, args)], capture_output=True,
+                               text=True, timeout=60, check=False, cwd=cwd)
+    assert "Traceback" not in completed.stdout + completed.stderr
+    return completed
+
+
+# --- validate --------------------------------------------------------------------
+
+def test_validate_valid_project() -> None:
+    completed = syncplan("validate", EXAMPLE)
+    assert completed.returncode == 0
+    assert completed.stdout == ""
+    assert "valid (0 error(s), 0 warning(s))" in completed.stderr
+
+
+def test_validate_warning_exits_zero() -> None:
+    completed = syncplan("validate", SPECS / "extra_scope")
+    assert completed.returncode == 0
+    assert completed.stdout.startswith("syncplan.yaml:10:7: warning[W501]: ")
+    assert "\n  hint: remove the scope" in completed.stdout
+    assert "valid (0 error(s), 1 warning(s))" in completed.stderr
+
+
+def test_validate_errors_exit_one() -> None:
+    completed = syncplan("validate", SPECS / "three_errors")
+    assert completed.returncode == 1
+    lines = completed.stdout.splitlines()
+    assert lines == [
+        "flows.yaml:6:57: error[E102]: unknown key 'colums' at"
+        " '/flows/clients/destinations/0'",
+        "  hint: did you mean 'columns'?",
+        "syncplan.yaml:3:1: error[E102]: unknown key 'projet' at the top of the file",
+        "  hint: did you mean 'project'?",
+        "syncplan.yaml:12:18: error[E104]: 'sting' is not allowed at"
+        " '/entities/client/fields/id/type'",
+        "  hint: did you mean 'string'?",
+    ]
+    assert "invalid (3 error(s), 0 warning(s))" in completed.stderr
+
+
+def test_validate_root_file_path() -> None:
+    completed = syncplan("validate", SPECS / "three_errors" / "syncplan.yaml")
+    assert completed.returncode == 1
+    assert "error[E104]" in completed.stdout
+
+
+def test_validate_json_format() -> None:
+    completed = syncplan("validate", SPECS / "three_errors", "--format", "json")
+    assert completed.returncode == 1
+    diagnostics = json.loads(completed.stdout)
+    assert isinstance(diagnostics, list)
+    assert len(diagnostics) == 3
+    for entry in diagnostics:
+        assert set(entry) == DIAGNOSTIC_KEYS
+        assert entry["severity"] == "error"
+        assert isinstance(entry["line"], int)
+        assert isinstance(entry["column"], int)
+    assert diagnostics[0] == {
+        "severity": "error",
+        "code": "E102",
+        "message": "unknown key 'colums' at '/flows/clients/destinations/0'",
+        "file": "flows.yaml",
+        "line": 6,
+        "column": 57,
+        "pointer": "/flows/clients/destinations/0/colums",
+        "hint": "did you mean 'columns'?",
+    }
+
+
+def test_validate_json_format_valid() -> None:
+    completed = syncplan("validate", EXAMPLE, "--format", "json")
+    assert completed.returncode == 0
+    assert json.loads(completed.stdout) == []
+
+
+def test_validate_json_format_warning() -> None:
+    completed = syncplan("validate", SPECS / "extra_scope", "--format", "json")
+    assert completed.returncode == 0
+    diagnostics = json.loads(completed.stdout)
+    assert [(d["severity"], d["code"]) for d in diagnostics] == [("warning", "W501")]
+    assert set(diagnostics[0]) == DIAGNOSTIC_KEYS
+
+
+def test_validate_missing_path(tmp_path: Path) -> None:
+    missing = tmp_path / "no-such-project"
+    completed = syncplan("validate", missing)
+    assert completed.returncode == 1
+    assert f"error[E014]: {str(missing)!r} does not exist" in completed.stdout
+    assert "hint: pass the folder that holds syncplan.yaml" in completed.stdout
+
+
+def test_validate_folder_without_spec(tmp_path: Path) -> None:
+    completed = syncplan("validate", tmp_path)
+    assert completed.returncode == 1
+    assert "none of syncplan.yaml, syncplan.yml, syncplan.json exists" in (
+        completed.stdout)
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (("validate",), "Missing argument 'PATH'"),
+    (("validate", "--bogus", "x"), "No such option '--bogus'"),
+    (("validate", ".", "--format", "xml"),
+     "Invalid value for '--format': 'xml' is not one of 'text', 'json'"),
+    (("compile",), "Missing argument 'PATH'"),
+    (("compile", ".", "--output"), "Option '--output' requires an argument"),
+    (("frobnicate",), "No such command 'frobnicate'"),
+])
+def test_usage_error_exits_two(args: tuple[str, ...], message: str) -> None:
+    completed = syncplan(*args)
+    assert completed.returncode == 2
+    assert f"Error: {message}" in completed.stderr
+    assert completed.stdout == ""
+
+
+# --- compile ---------------------------------------------------------------------
+
+def test_compile_to_file(tmp_path: Path) -> None:
+    output = tmp_path / "plans" / "agency.plan.json"
+    completed = syncplan("compile", EXAMPLE, "-o", output)
+    assert completed.returncode == 0
+    assert completed.stdout == ""
+    assert f"wrote {output} (syncplan.plan/1, 4 flow(s))" in completed.stderr
+    result = compile_project(EXAMPLE)
+    assert result.plan is not None
+    text = output.read_text(encoding="utf-8")
+    assert text == plan_json(result.plan)
+    assert load_plan(text) == result.plan
+
+
+def test_compile_to_stdout() -> None:
+    completed = syncplan("compile", EXAMPLE)
+    assert completed.returncode == 0
+    result = compile_project(EXAMPLE)
+    assert result.plan is not None
+    assert completed.stdout == plan_json(result.plan)
+
+
+def test_compile_same_bytes_twice(tmp_path: Path) -> None:
+    first = tmp_path / "first.json"
+    second = tmp_path / "second.json"
+    assert syncplan("compile", EXAMPLE, "-o", first).returncode == 0
+    assert syncplan("compile", EXAMPLE, "-o", second, cwd=tmp_path).returncode == 0
+    assert first.read_bytes() == second.read_bytes()
+
+
+def test_compile_errors_write_nothing(tmp_path: Path) -> None:
+    output = tmp_path / "plan.json"
+    completed = syncplan("compile", SPECS / "three_errors", "-o", output)
+    assert completed.returncode == 1
+    assert not output.exists()
+    assert completed.stdout == ""
+    assert "syncplan.yaml:12:18: error[E104]:" in completed.stderr
+    assert "error: 3 error(s) in the spec" in completed.stderr
+
+
+def test_compile_missing_path(tmp_path: Path) -> None:
+    completed = syncplan("compile", tmp_path / "nowhere")
+    assert completed.returncode == 1
+    assert "does not exist" in completed.stderr
+
+
+def test_compile_output_unwritable(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("", encoding="utf-8")
+    completed = syncplan("compile", EXAMPLE, "-o", blocker / "plan.json")
+    assert completed.returncode == 1
+    assert "cannot write the plan" in completed.stderr
+
+
+# --- schema ----------------------------------------------------------------------
+
+def test_schema_prints_every_schema() -> None:
+    completed = syncplan("schema")
+    assert completed.returncode == 0
+    bundle = json.loads(completed.stdout)
+    assert sorted(bundle) == sorted(schemas.ALL_SCHEMAS)
+    for name in schemas.ALL_SCHEMAS:
+        assert bundle[name] == schemas.load_schema(name)
+
+
+def test_schema_out_writes_files(tmp_path: Path) -> None:
+    target = tmp_path / "schemas"
+    completed = syncplan("schema", "--out", target)
+    assert completed.returncode == 0
+    assert sorted(path.name for path in target.iterdir()) == sorted(schemas.ALL_SCHEMAS)
+    for name in schemas.ALL_SCHEMAS:
+        written = (target / name).read_text(encoding="utf-8")
+        assert written == (REPO / "schemas" / name).read_text(encoding="utf-8")
+    assert f"wrote {len(schemas.ALL_SCHEMAS)} schema files" in completed.stderr
+
+
+def test_schema_out_unwritable(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("", encoding="utf-8")
+    completed = syncplan("schema", "--out", blocker / "schemas")
+    assert completed.returncode == 1
+    assert "cannot write schemas" in completed.stderr

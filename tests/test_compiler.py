@@ -1,0 +1,341 @@
+"""Tests of ``compile_project``: the example, determinism, the plan and its schema."""
+
+from __future__ import annotations
+
+import copy
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from jsonschema import Draft202012Validator
+
+import schemas
+from compiler import compile_project, load_plan, plan_json
+from compiler.plan import PLAN_FORMAT
+from compiler.plan.schema import plan_schema_text
+
+REPO = Path(__file__).resolve().parents[1]
+EXAMPLE = REPO / "examples" / "agency"
+SPECS = Path(__file__).resolve().parent / "data" / "specs"
+EXAMPLE_SPEC_FILES = ["syncplan.yaml", "entities.yaml", "flows/clients.yaml",
+                      "flows/utilization.yaml"]
+
+
+def copy_example(target: Path) -> Path:
+    """Copy the example's spec and data files, without run outputs, to ``target``."""
+    shutil.copytree(EXAMPLE, target, ignore=shutil.ignore_patterns(".syncplan", "out"))
+    return target
+
+
+def compiled_text(path: Path) -> str:
+    result = compile_project(path)
+    assert result.plan is not None, [d.to_text() for d in result.diagnostics]
+    return plan_json(result.plan)
+
+
+# --- the example ---------------------------------------------------------------
+
+def test_example_compiles_cleanly() -> None:
+    result = compile_project(EXAMPLE)
+    assert result.diagnostics == []
+    assert result.ok
+    assert result.plan is not None
+    assert result.root == EXAMPLE.resolve()
+    assert [flow.id for flow in result.plan.flows] == [
+        "clients", "deals", "calendar_hours", "utilization"]
+
+
+def test_example_by_root_file() -> None:
+    by_folder = compiled_text(EXAMPLE)
+    by_file = compiled_text(EXAMPLE / "syncplan.yaml")
+    assert by_file == by_folder
+
+
+def test_plan_identical_across_compiles() -> None:
+    assert compiled_text(EXAMPLE) == compiled_text(EXAMPLE)
+
+
+def test_plan_identical_in_another_folder(tmp_path: Path) -> None:
+    copied = copy_example(tmp_path / "elsewhere" / "agency-copy")
+    original = compiled_text(EXAMPLE)
+    assert compiled_text(copied) == original
+    assert str(tmp_path) not in original
+    assert str(REPO) not in original
+
+
+def test_plan_format_and_hash() -> None:
+    document = json.loads(compiled_text(EXAMPLE))
+    assert document["format"] == PLAN_FORMAT == "syncplan.plan/1"
+    assert document["project"] == "agency"
+    assert document["spec_hash"].startswith("sha256:")
+    assert len(document["spec_hash"]) == len("sha256:") + 64
+
+
+def spec_hash(path: Path) -> str:
+    result = compile_project(path)
+    assert result.plan is not None, [d.to_text() for d in result.diagnostics]
+    return result.plan.spec_hash
+
+
+def test_spec_hash_changes_with_spec(tmp_path: Path) -> None:
+    project = copy_example(tmp_path / "agency")
+    before = spec_hash(project)
+    flows = project / "flows" / "clients.yaml"
+    flows.write_text(flows.read_text(encoding="utf-8").replace(
+        "Copy the client list", "Copy every client"), encoding="utf-8")
+    assert spec_hash(project) != before
+
+
+def test_spec_hash_changes_with_included_file(tmp_path: Path) -> None:
+    project = copy_example(tmp_path / "agency")
+    before = spec_hash(project)
+    entities = project / "entities.yaml"
+    entities.write_text(entities.read_text(encoding="utf-8") + "# reviewed\n",
+                        encoding="utf-8")
+    assert spec_hash(project) != before
+
+
+def test_spec_hash_ignores_data_and_location(tmp_path: Path) -> None:
+    project = copy_example(tmp_path / "agency")
+    before = spec_hash(project)
+    (project / "data" / "clients.json").write_text("[]", encoding="utf-8")
+    (project / "notes.txt").write_text("not a spec file", encoding="utf-8")
+    assert spec_hash(project) == before
+    moved = project.rename(tmp_path / "moved")
+    assert spec_hash(moved) == before
+    assert spec_hash(EXAMPLE) == before
+
+
+# --- the plan --------------------------------------------------------------------
+
+def test_plan_validates_against_schema() -> None:
+    document = json.loads(compiled_text(EXAMPLE))
+    validator = Draft202012Validator(schemas.load_schema(schemas.PLAN_SCHEMA))
+    problems = [error.message for error in validator.iter_errors(document)]
+    assert problems == []
+
+
+def test_plan_of_every_fixture_validates() -> None:
+    validator = Draft202012Validator(schemas.load_schema(schemas.PLAN_SCHEMA))
+    for name in ("extra_scope", "secrets", "chain"):
+        document = json.loads(compiled_text(SPECS / name))
+        assert list(validator.iter_errors(document)) == [], name
+
+
+def test_plan_loads_back() -> None:
+    result = compile_project(EXAMPLE)
+    assert result.plan is not None
+    text = plan_json(result.plan)
+    loaded = load_plan(text)
+    assert loaded == result.plan
+    assert plan_json(loaded) == text
+
+
+def test_plan_json_sorted_and_newline_terminated() -> None:
+    text = compiled_text(EXAMPLE)
+    assert text.endswith("}\n")
+    assert text == json.dumps(json.loads(text), indent=2, sort_keys=True,
+                              ensure_ascii=False) + "\n"
+
+
+def test_plan_schema_file_is_generated() -> None:
+    committed = (REPO / "schemas" / "plan.schema.json").read_text(encoding="utf-8")
+    assert committed == plan_schema_text()
+
+
+def test_secrets_stay_references(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SYNCPLAN_TEST_CLIENT_SECRET", "s3cr3t-value-never-in-plans")
+    monkeypatch.setenv("SYNCPLAN_TEST_SHEET", "sheet-id-never-in-plans")
+    text = compiled_text(SPECS / "secrets")
+    assert "s3cr3t-value-never-in-plans" not in text
+    assert "sheet-id-never-in-plans" not in text
+    plan = load_plan(text)
+    crm = plan.systems["crm"]
+    report = plan.systems["report"]
+    assert crm.auth is not None
+    assert crm.auth["client_secret"] == "${env:SYNCPLAN_TEST_CLIENT_SECRET}"
+    assert report.settings["credentials"] == "${file:secrets/service-account.json}"
+    assert report.settings["spreadsheet"] == "${env:SYNCPLAN_TEST_SHEET:-out/report.xlsx}"
+
+
+def test_example_sheet_reference_kept(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("REPORT_SHEET", "a-real-spreadsheet-id")
+    text = compiled_text(EXAMPLE)
+    assert "a-real-spreadsheet-id" not in text
+    assert "${env:REPORT_SHEET:-out/agency-report.xlsx}" in text
+
+
+# --- diagnostics -----------------------------------------------------------------
+
+def test_all_schema_errors_reported() -> None:
+    result = compile_project(SPECS / "three_errors")
+    found = [(d.code, d.file, d.line, d.column) for d in result.diagnostics]
+    assert found == [
+        ("E102", "flows.yaml", 6, 57),
+        ("E102", "syncplan.yaml", 3, 1),
+        ("E104", "syncplan.yaml", 12, 18),
+    ]
+    assert result.plan is None
+
+
+SEMANTIC_ERRORS = """\
+version: 1
+systems:
+  crm: {kind: csv, path: crm.csv, timezone: Europe/Londn}
+  report: {kind: sheets, spreadsheet: out/report.xlsx}
+entities:
+  client:
+    key: id
+    fields: {id: {type: string, owner: crm}}
+flows:
+  clients:
+    trigger: {schedule: "0 25 * * *"}
+    source: {system: crm}
+    map: {entity: client, fields: {id: id}}
+    destinations: [{system: report, object: Clients, mode: upsert}]
+  copies:
+    source: {system: crmm}
+    map: {entity: client, fields: {id: id}}
+    destinations: [{system: report, object: Copies, mode: upsert}]
+"""
+
+
+def test_all_semantic_errors_reported(tmp_path: Path) -> None:
+    (tmp_path / "syncplan.yaml").write_text(SEMANTIC_ERRORS, encoding="utf-8")
+    result = compile_project(tmp_path)
+    found = [(d.code, d.line, d.column) for d in result.diagnostics]
+    assert found == [("E405", 3, 45), ("E406", 11, 25), ("E201", 16, 22)]
+
+
+def test_diagnostics_are_sorted_and_unique() -> None:
+    result = compile_project(SPECS / "three_errors")
+    keys = [d.sort_key() for d in result.diagnostics]
+    assert keys == sorted(keys)
+    assert len(set(result.diagnostics)) == len(result.diagnostics)
+
+
+def test_warning_does_not_fail() -> None:
+    result = compile_project(SPECS / "extra_scope")
+    assert [(d.severity, d.code) for d in result.diagnostics] == [("warning", "W501")]
+    assert "auth/drive" in result.diagnostics[0].message
+    assert result.ok
+    assert result.plan is not None
+
+
+def test_missing_scope_is_error(tmp_path: Path) -> None:
+    text = (SPECS / "extra_scope" / "syncplan.yaml").read_text(encoding="utf-8")
+    text = text.replace("      - https://www.googleapis.com/auth/spreadsheets\n", "")
+    (tmp_path / "syncplan.yaml").write_text(text, encoding="utf-8")
+    result = compile_project(tmp_path)
+    assert "E502" in [d.code for d in result.diagnostics]
+    assert result.plan is None
+
+
+# --- flow order ------------------------------------------------------------------
+
+def test_flow_order_producers_first() -> None:
+    result = compile_project(SPECS / "chain")
+    assert result.plan is not None
+    order = [flow.id for flow in result.plan.flows]
+    assert order == ["c_load", "b_enrich", "a_report"]
+    depends = {flow.id: flow.depends_on for flow in result.plan.flows}
+    assert depends == {"c_load": [], "b_enrich": ["c_load"], "a_report": ["b_enrich"]}
+
+
+def test_example_flow_dependencies() -> None:
+    result = compile_project(EXAMPLE)
+    assert result.plan is not None
+    position = {flow.id: index for index, flow in enumerate(result.plan.flows)}
+    for flow in result.plan.flows:
+        for upstream in flow.depends_on:
+            assert position[upstream] < position[flow.id]
+    assert result.plan.flow("calendar_hours").depends_on == ["clients"]
+    assert result.plan.flow("utilization").depends_on == ["calendar_hours"]
+
+
+# --- the schemas -----------------------------------------------------------------
+
+def undescribed_properties(node: Any, where: str) -> list[str]:
+    """Return the pointers of schema properties that have no description."""
+    missing: list[str] = []
+    if isinstance(node, dict):
+        properties = node.get("properties")
+        if isinstance(properties, dict):
+            for name, subschema in properties.items():
+                if isinstance(subschema, dict) and "description" not in subschema:
+                    missing.append(f"{where}/properties/{name}")
+        for key, value in node.items():
+            missing.extend(undescribed_properties(value, f"{where}/{key}"))
+    elif isinstance(node, list):
+        for index, value in enumerate(node):
+            missing.extend(undescribed_properties(value, f"{where}/{index}"))
+    return missing
+
+
+@pytest.mark.parametrize("name", schemas.ALL_SCHEMAS)
+def test_schema_properties_described(name: str) -> None:
+    schema = json.loads((REPO / "schemas" / name).read_text(encoding="utf-8"))
+    assert schema.get("description")
+    assert undescribed_properties(schema, name) == []
+
+
+@pytest.mark.parametrize("name", schemas.ALL_SCHEMAS)
+def test_schema_is_valid_2020_12(name: str) -> None:
+    schema = schemas.load_schema(name)
+    assert schema["$schema"] == "https://json-schema.org/draft/2020-12/schema"
+    assert schema["$id"] == name
+    Draft202012Validator.check_schema(schema)
+
+
+# --- robustness ------------------------------------------------------------------
+
+def node_paths(data: Any, path: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    paths = [path] if path else []
+    if isinstance(data, dict):
+        for key, value in data.items():
+            paths.extend(node_paths(value, (*path, key)))
+    elif isinstance(data, list):
+        for index, value in enumerate(data):
+            paths.extend(node_paths(value, (*path, index)))
+    return paths
+
+
+def mutated(data: Any, path: tuple[Any, ...], replacement: Any) -> Any:
+    """Return a copy of ``data`` with the node at ``path`` deleted or replaced."""
+    result = copy.deepcopy(data)
+    parent = result
+    for part in path[:-1]:
+        parent = parent[part]
+    if replacement is DELETE:
+        del parent[path[-1]]
+    else:
+        parent[path[-1]] = replacement
+    return result
+
+
+DELETE = object()
+
+
+@pytest.mark.parametrize("spec_file", EXAMPLE_SPEC_FILES)
+def test_mutated_example_never_raises(spec_file: str, tmp_path: Path) -> None:
+    """Delete each node of the example, or make it a number: no exception escapes."""
+    project = copy_example(tmp_path / "agency")
+    target = project / spec_file
+    original = yaml.safe_load(target.read_text(encoding="utf-8"))
+    validator = Draft202012Validator(schemas.load_schema(schemas.PLAN_SCHEMA))
+    outcomes = set()
+    for path in node_paths(original):
+        for replacement in (DELETE, 7):
+            target.write_text(json.dumps(mutated(original, path, replacement)),
+                              encoding="utf-8")
+            result = compile_project(project)
+            outcomes.add(result.ok)
+            if result.plan is None:
+                assert result.diagnostics, path
+                continue
+            document = json.loads(plan_json(result.plan))
+            assert list(validator.iter_errors(document)) == [], path
+    assert outcomes == {True, False}
