@@ -260,7 +260,7 @@ def write_big_project(folder: Path, flows: int) -> None:
             flow{i}:
               trigger: {{schedule: "0 * * * *"}}
               source: {{system: src{entity % 10}}}
-              filter: "record.name != '' and record.region in ['EMEA', 'AMER']"
+              filter: "record.name != '{i}' and record.region in ['EMEA', 'AMER']"
               map:
                 entity: thing{entity}
                 fields:
@@ -270,7 +270,7 @@ def write_big_project(folder: Path, flows: int) -> None:
                   day: day
                   owner: owner
                   region: region
-                  label: "{{{{ record.name }}}} ({{{{ record.region }}}})"
+                  label: "{{{{ record.name }}}} ({{{{ record.region }}}}, flow {i})"
               destinations:
                 - {{system: report, object: "Tab {i}", mode: upsert}}"""), "  "))
     (folder / "syncplan.yaml").write_text(

@@ -101,23 +101,24 @@ class Diagnostic:
 def did_you_mean(name: str, choices: Iterable[str]) -> str | None:
     """Return ``"did you mean 'x'?"`` for the closest choice, or None.
 
-    A choice is close when a few edits turn ``name`` into it (about one per three
-    characters, a swap of two neighbours counting as one, and fewer edits than
-    the shorter of the two has characters), or when one of the two starts with
-    the other. The fewest edits win, so 'cvs' suggests 'csv', not
-    'ics', and 'declned' suggests nothing rather than 'end'.
+    A choice is close when one of the two starts with the other (both three
+    characters or longer), or when a few
+    edits turn ``name`` into it. A few is about one per three characters, and
+    fewer than the shorter of the two has; a swap of two neighbours counts as
+    one edit. The fewest edits win, so 'cvs' suggests 'csv', not 'ics', and
+    'declned' suggests nothing rather than 'end'.
     """
-    wanted = name.lower()
-    allowed = max(1, len(wanted) // 3)
+    written = name.lower()
+    allowed = max(1, len(written) // 3)
     ranked = []
     for choice in set(choices):
         candidate = choice.lower()
-        distance = edit_distance(wanted, candidate)
-        prefix = min(len(wanted), len(candidate)) >= 3 and (
-            candidate.startswith(wanted) or wanted.startswith(candidate))
-        if (distance <= allowed and distance < min(len(wanted), len(candidate))
+        distance = edit_distance(written, candidate)
+        prefix = min(len(written), len(candidate)) >= 3 and (
+            candidate.startswith(written) or written.startswith(candidate))
+        if (distance <= allowed and distance < min(len(written), len(candidate))
                 or prefix):
-            ratio = difflib.SequenceMatcher(None, wanted, candidate).ratio()
+            ratio = difflib.SequenceMatcher(None, written, candidate).ratio()
             ranked.append((distance, -ratio, choice))
     if not ranked:
         return None

@@ -157,7 +157,7 @@ def load_bytes(raw: bytes, display: str, *, is_json: bool,
         _YamlBuilder(text, loaded).build()
     if loaded.data is None and not loaded.diagnostics:
         line, column = loaded.positions.get("", (1, 1))
-        _error(loaded, "E007", "the file holds no data: its only value is null",
+        _error(loaded, "E007", "the file contains no data: its only value is null",
                line, column, "write a mapping such as 'version: 1' or remove the file")
     return loaded
 
@@ -293,7 +293,8 @@ class _YamlBuilder:
         if exc.context and start is not None and start is not mark:
             # Name where the unclosed bracket or quote opened; the problem mark is
             # often the end of the file, far from the mistake.
-            context += f" that starts at line {start.line + 1}, column {start.column + 1}"
+            context += (f" that starts at line {start.line + 1},"
+                        f" column {start.column + 1}")
         _error(self.loaded, "E003", f"YAML syntax error: {problem}{context}", line,
                column, "check indentation, colons and closing brackets or quotes near"
                " this position")

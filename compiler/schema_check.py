@@ -5,6 +5,12 @@ is in the file, and for ``oneOf`` it reports that no branch matched instead of
 what is wrong. This module adds both: each error is placed at the line and column
 of its node (or of the offending key), and a ``oneOf`` failure is replaced by the
 errors of the branch that has the instance's type.
+
+Validating a large project with the pure-Python validator takes most of a
+compile, so each file is first checked with ``jsonschema-rs`` (the same 2020-12
+schemas, in Rust, about a hundred times faster). Only a file it finds invalid is
+validated again with ``jsonschema`` and ``referencing``, whose errors carry what
+the diagnostics need.
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ from collections.abc import Iterator
 from functools import cache
 from typing import Any
 
+import jsonschema_rs
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError
 from referencing import Registry, Resource
@@ -48,6 +55,19 @@ def _validator(name: str) -> Draft202012Validator:
     )
 
 
+_FAST_BASE = "https://syncplan.invalid/schemas/"
+
+
+@cache
+def _fast_validator(name: str) -> Any:
+    registry = jsonschema_rs.Registry([(_FAST_BASE + schema_name,
+                                        schemas.load_schema(schema_name))
+                                       for schema_name in schemas.ALL_SCHEMAS])
+    return jsonschema_rs.validator_for(schemas.load_schema(name), registry=registry,
+                                       base_uri=_FAST_BASE + name,
+                                       validate_formats=True)
+
+
 def json_type(value: Any) -> str:
     return _JSON_TYPES.get(type(value), type(value).__name__)
 
@@ -62,6 +82,8 @@ def validate_spec_file(loaded: LoadedFile) -> list[Diagnostic]:
                            loaded.path, line, column, "",
                            "start the file with keys such as 'version: 1',"
                            " 'systems:', 'entities:' or 'flows:'")]
+    if _fast_validator("spec.schema.json").is_valid(loaded.data):
+        return []
     found_errors: list[Diagnostic] = []
     for error in _validator("spec.schema.json").iter_errors(loaded.data):
         found_errors.extend(_to_diagnostics(error, loaded))
@@ -103,7 +125,7 @@ def _to_diagnostics(error: ValidationError, loaded: LoadedFile) -> Iterator[Diag
 
     if "propertyNames" in error.schema_path:
         # jsonschema reports a bad name as an error of the name itself, with the
-        # path of the object that holds it.
+        # path of the object that contains it.
         name = str(error.instance)
         yield make("E105", f"invalid name {name!r} {_describe(pointer)}",
                    "use letters, digits and underscores, starting with a letter",
@@ -157,7 +179,7 @@ def _to_diagnostics(error: ValidationError, loaded: LoadedFile) -> Iterator[Diag
 
 
 def _enum_hint(value: Any, options: list[Any], text_options: list[str]) -> str:
-    """Return a did-you-mean hint, or say which type is meant for ``'1'`` vs ``1``."""
+    """Return a did-you-mean hint, or the type meant when ``'1'`` is written for 1."""
     for option, text in zip(options, text_options):
         if str(value) == text and json_type(value) != json_type(option):
             return (f"write {json.dumps(option)} as {_article(json_type(option))},"

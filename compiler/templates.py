@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Collection
 from dataclasses import dataclass
+from functools import lru_cache
 
 from jinja2 import TemplateSyntaxError, meta, nodes
 from jinja2.parser import Parser
@@ -38,38 +39,62 @@ def check_template(text: str, record_fields: Collection[str] | None, *,
     ``record_source`` names what ``record`` is in messages, such as "the source"
     or "entity 'client'".
     """
-    what = "expression" if expression else "template"
-    try:
-        tree = _parse_expression(text) if expression else _ENV.parse(text)
-    except TemplateSyntaxError as exc:
-        return [TemplateProblem("E402", f"{what} {text!r} does not parse: {exc.message}",
-                                "check brackets, quotes and operators; the language is"
-                                " Jinja2")]
-    problems = _unknown_filters_and_tests(text, tree, what)
-    if problems:
-        # Jinja2 cannot analyse a template that names an unknown filter or test.
-        return problems
-    try:
-        undeclared = meta.find_undeclared_variables(tree)
-    except TemplateSyntaxError as exc:  # TemplateAssertionError from code generation
-        return [TemplateProblem("E402", f"{what} {text!r} does not compile:"
-                                f" {exc.message}", "fix the template; the language is"
-                                " Jinja2")]
+    subject = "expression" if expression else "template"
+    analysed = _analyse(text, expression)
+    if isinstance(analysed, list):
+        return list(analysed)
+    undeclared, record_reads = analysed
+    problems: list[TemplateProblem] = []
     for name in sorted(undeclared - TEMPLATE_VARIABLES):
         hint = did_you_mean(name, TEMPLATE_VARIABLES) or (
             f"the variables are {', '.join(sorted(TEMPLATE_VARIABLES))}; source fields"
             f" are read as record.NAME")
         problems.append(TemplateProblem(
-            "E403", f"{what} {text!r} names the unknown variable {name!r}", hint))
+            "E403", f"{subject} {text!r} names the unknown variable {name!r}", hint))
     if record_fields is not None:
-        for field in sorted(_record_fields_read(tree) - set(record_fields)):
+        for field in sorted(record_reads - set(record_fields)):
             hint = did_you_mean(field, record_fields) or (
                 f"{record_source} has the fields "
                 + ", ".join(sorted(record_fields)[:20]))
             problems.append(TemplateProblem(
-                "E403", f"{what} {text!r} reads record.{field}, which {record_source}"
-                " does not have", hint))
+                "E403", f"{subject} {text!r} reads record.{field}, which"
+                f" {record_source} does not have", hint))
     return problems
+
+
+@lru_cache(maxsize=8192)
+def _analyse(text: str, expression: bool
+             ) -> list[TemplateProblem] | tuple[frozenset[str], frozenset[str]]:
+    """Parse a template once per distinct text.
+
+    Returns its syntax problems, or the names it reads without defining them and
+    the fields it reads from ``record``.
+    """
+    subject = "expression" if expression else "template"
+    try:
+        tree = _parse_expression(text) if expression else _ENV.parse(text)
+    except TemplateSyntaxError as exc:
+        return [TemplateProblem("E402",
+                                f"{subject} {text!r} does not parse: {exc.message}",
+                                "check brackets, quotes and operators; the language is"
+                                " Jinja2")]
+    problems = _unknown_filters_and_tests(text, tree, subject)
+    if problems:
+        # Jinja2 cannot analyse a template that names an unknown filter or test.
+        return problems
+    if all(isinstance(node, nodes.Output) for node in tree.body):
+        # Only output expressions: no statement can define a name, so every name
+        # read is undeclared. This walk is much cheaper than the code generator
+        # that meta.find_undeclared_variables runs.
+        undeclared = {node.name for node in tree.find_all(nodes.Name)}
+    else:
+        try:
+            undeclared = meta.find_undeclared_variables(tree)
+        except TemplateSyntaxError as exc:  # TemplateAssertionError from codegen
+            return [TemplateProblem("E402", f"{subject} {text!r} does not compile:"
+                                    f" {exc.message}", "fix the template; the"
+                                    " language is Jinja2")]
+    return frozenset(undeclared), frozenset(_record_fields_read(tree))
 
 
 def _parse_expression(text: str) -> nodes.Template:
@@ -90,7 +115,7 @@ def _parse_expression(text: str) -> nodes.Template:
 
 
 def _unknown_filters_and_tests(text: str, tree: nodes.Template,
-                               what: str) -> list[TemplateProblem]:
+                               subject: str) -> list[TemplateProblem]:
     problems = []
     for node in tree.find_all((nodes.Filter, nodes.Test)):
         is_filter = isinstance(node, nodes.Filter)
@@ -98,12 +123,14 @@ def _unknown_filters_and_tests(text: str, tree: nodes.Template,
         if node.name in known:
             continue
         kind = "filter" if is_filter else "test"
-        hint = did_you_mean(node.name, known) or (
-            "use a Jinja2 built-in filter or one of syncplan's: "
-            + ", ".join(sorted(FILTERS)) if is_filter
-            else "use a Jinja2 built-in test, such as 'none', 'defined' or 'number'")
+        hint = did_you_mean(node.name, known)
+        if hint is None and is_filter:
+            hint = ("use a Jinja2 built-in filter or one of syncplan's: "
+                    + ", ".join(sorted(FILTERS)))
+        elif hint is None:
+            hint = "use a Jinja2 built-in test, such as 'none', 'defined' or 'number'"
         problems.append(TemplateProblem(
-            "E402", f"{what} {text!r} uses the unknown {kind} {node.name!r}", hint))
+            "E402", f"{subject} {text!r} uses the unknown {kind} {node.name!r}", hint))
     return problems
 
 

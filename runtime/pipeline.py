@@ -25,7 +25,7 @@ from runtime.mapping import (
     compile_source,
     compile_template,
 )
-from runtime.values import ValueProblem, compile_field, to_json_value
+from runtime.values import ValueProblem, compile_column, compile_field, to_json_value
 
 RAW_LIMIT = 2000
 CHUNK_SIZE = 1024
@@ -106,11 +106,6 @@ class MappedBatch:
 
 Converter = Callable[[Any], Any]
 ColumnConverter = Callable[[list[Any]], "list[Any] | None"]
-
-
-def compile_column(field: FieldPlan) -> ColumnConverter | None:
-    """Return the column fast path of a field, when the values package has one."""
-    return None
 
 
 class FlowPipeline:

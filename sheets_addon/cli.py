@@ -9,8 +9,10 @@ one for anything unexpected.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
+import os
 import sqlite3
 import sys
 import time
@@ -21,6 +23,8 @@ import click
 
 import schemas
 from compiler import (
+    CompileResult,
+    Diagnostic,
     PlanLoadError,
     compile_project,
     format_json,
@@ -63,13 +67,34 @@ def cli(ctx: click.Context, debug: bool) -> None:
 def _compile_or_exit(path: Path) -> tuple[Plan, Path]:
     result = compile_project(path)
     if result.diagnostics:
-        click.echo(format_text(result.diagnostics), err=True)
+        click.echo(format_text(_displayed(result)), err=True)
     if result.plan is None or has_errors(result.diagnostics):
         count = sum(d.severity == "error" for d in result.diagnostics)
         raise UserError(f"{count} error(s) in the spec at {str(path)!r}; nothing was"
                         " run")
     assert result.root is not None
     return result.plan, result.root
+
+
+def _displayed(result: CompileResult) -> list[Diagnostic]:
+    """Return the diagnostics with file names relative to the working directory.
+
+    The compiler names files relative to the project root; shown from where the
+    command runs, an editor or CI annotation can open them directly.
+    """
+    if result.root is None:
+        return result.diagnostics
+    shown = []
+    for diagnostic in result.diagnostics:
+        path = result.root / diagnostic.file
+        try:
+            name = os.path.relpath(path)
+        except ValueError:  # another drive on Windows
+            name = str(path)
+        if name.startswith(".." + os.sep + ".."):
+            name = str(path)
+        shown.append(dataclasses.replace(diagnostic, file=name))
+    return shown
 
 
 def _is_plan_file(path: Path) -> bool:
@@ -105,10 +130,10 @@ def validate(path: Path, output_format: str) -> None:
     """Check the spec project at PATH; exit 1 when it has an error."""
     result = compile_project(path)
     if output_format == "json":
-        click.echo(format_json(result.diagnostics))
+        click.echo(format_json(_displayed(result)))
     else:
         if result.diagnostics:
-            click.echo(format_text(result.diagnostics))
+            click.echo(format_text(_displayed(result)))
         errors = sum(d.severity == "error" for d in result.diagnostics)
         warnings = len(result.diagnostics) - errors
         state = "invalid" if errors else "valid"
@@ -140,10 +165,10 @@ def compile_command(path: Path, output: Path | None) -> None:
 
 @cli.command()
 @click.option("--out", "out_dir", type=click.Path(path_type=Path, file_okay=False),
-              help="Write the schema files into this folder instead of printing the"
-              " spec schema.")
+              help="Write the schema files into this folder instead of printing"
+              " them.")
 def schema(out_dir: Path | None) -> None:
-    """Print the spec JSON Schema, or write every schema file with --out."""
+    """Print every JSON Schema as one object keyed by file name, or write the files."""
     if out_dir is None:
         bundle = {name: schemas.load_schema(name) for name in schemas.ALL_SCHEMAS}
         click.echo(json.dumps(bundle, indent=2, sort_keys=True))

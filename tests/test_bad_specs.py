@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import yaml
 
 from compiler import Diagnostic, compile_project
 from compiler.diagnostics import CODES
@@ -78,7 +79,7 @@ entities:
 flows:
 """
 
-# An ics calendar and a report, for type and template cases. Line 14 holds the
+# An ics calendar and a report, for type and template cases. Line 14 contains the
 # mapped fields; ``calendar`` can insert a filter there, which moves the map to
 # line 15.
 CALENDAR = """\
@@ -100,10 +101,26 @@ flows:
 """
 
 
+# libyaml looks ahead through a flow collection and stops at its own limit of
+# 1000 levels before the loader reaches its 64th; PyYAML's pure-Python parser
+# streams the events, so the loader's limit is reached first.
+FLOW_DEPTH_COLUMN = 4 + 1000 - 1 if yaml.__with_libyaml__ else 4 + 64 - 1
+
+
 def edit(old: str, new: str, text: str = BASE) -> str:
     """Return ``text`` with its one occurrence of ``old`` replaced by ``new``."""
     assert text.count(old) == 1, f"{old!r} must occur exactly once"
     return text.replace(old, new)
+
+
+def with_trigger(trigger: str) -> str:
+    """Return BASE with a trigger on line 13, which moves the flow down a line."""
+    return edit("  clients:\n", f"  clients:\n    trigger: {trigger}\n")
+
+
+def including(name: str) -> str:
+    """Return BASE including one more file on line 2, which moves the rest down."""
+    return edit("version: 1\n", f"version: 1\ninclude: [{name}]\n")
 
 
 def http_flow(name: str, source: str, destination: str, tab: str = "Items") -> str:
@@ -196,7 +213,8 @@ CASES: list[Case] = [
     Case("duplicate_key_flow_style",
          root(edit("{id: id, name: name}", "{id: id, name: name, id: name}")),
          "E005", "syncplan.yaml", 16, 36, message="'id'"),
-    Case("json_duplicate_key", {"syncplan.json": '{\n  "version": 1,\n  "version": 1\n}\n'},
+    Case("json_duplicate_key",
+         {"syncplan.json": '{\n  "version": 1,\n  "version": 1\n}\n'},
          "E005", "syncplan.json", 3, 3, message="first defined at line 2, column 3"),
     Case("json_duplicate_nested_key",
          {"syncplan.json": '{\n  "version": 1,\n  "systems": {\n'
@@ -209,11 +227,11 @@ CASES: list[Case] = [
     Case("null_document", root("~\n"), "E007", "syncplan.yaml", 1, 1,
          message="null"),
     Case("empty_included_file",
-         {"syncplan.yaml": edit("version: 1\n", "version: 1\ninclude: [more.yaml]\n"),
+         {"syncplan.yaml": including("more.yaml"),
           "more.yaml": "---\n"},
          "E007", "more.yaml", 2, 1),
     Case("nesting_yaml_flow", root("version: 1\nx: " + "[" * 10_000 + "]" * 10_000),
-         "E008", "syncplan.yaml", 2, 1003, hint="flatten"),
+         "E008", "syncplan.yaml", 2, FLOW_DEPTH_COLUMN, hint="flatten"),
     Case("nesting_yaml_block", root("version: 1\nx:\n" + "- " * 10_000 + "x\n"),
          "E008", "syncplan.yaml", 3, 127, message="deeper than 64 levels"),
     Case("nesting_json",
@@ -251,19 +269,19 @@ CASES: list[Case] = [
          root(edit("version: 1\n", "version: 1\ninclude:\n  - flows/*.yaml\n")),
          "E011", "syncplan.yaml", 3, 5, message="'flows/*.yaml'"),
     Case("include_outside_project",
-         {"syncplan.yaml": edit("version: 1\n", "version: 1\ninclude: [../outside.yaml]\n"),
+         {"syncplan.yaml": including("../outside.yaml"),
           "../outside.yaml": CLIENTS_FLOW},
          "E011", "syncplan.yaml", 2, 11, message="outside the project folder"),
     Case("flow_defined_twice",
-         {"syncplan.yaml": edit("version: 1\n", "version: 1\ninclude: [more.yaml]\n"),
+         {"syncplan.yaml": including("more.yaml"),
           "more.yaml": CLIENTS_FLOW},
          "E015", "more.yaml", 2, 3, message="already defined in syncplan.yaml:13:3"),
     Case("flow_defined_twice_json",
-         {"syncplan.yaml": edit("version: 1\n", "version: 1\ninclude: [more.json]\n"),
+         {"syncplan.yaml": including("more.json"),
           "more.json": json.dumps({"flows": {"clients": {}}}, indent=2)},
          "E015", "more.json", 3, 5, message="flow 'clients'", first=False),
     Case("version_in_included_file",
-         {"syncplan.yaml": edit("version: 1\n", "version: 1\ninclude: [more.yaml]\n"),
+         {"syncplan.yaml": including("more.yaml"),
           "more.yaml": "version: 1\n"},
          "E102", "more.yaml", 1, 1, hint="remove 'version:'"),
     # --- the schema ---------------------------------------------------------
@@ -271,7 +289,8 @@ CASES: list[Case] = [
          message="not array"),
     Case("scalar_at_top", root("hello\n"), "E101", "syncplan.yaml", 1, 1,
          message="not string"),
-    Case("json_list_at_top", {"syncplan.json": "[1, 2]"}, "E101", "syncplan.json", 1, 1),
+    Case("json_list_at_top", {"syncplan.json": "[1, 2]"},
+         "E101", "syncplan.json", 1, 1),
     Case("string_where_object", root("version: 1\nsystems: crm\n"),
          "E101", "syncplan.yaml", 2, 10, message="expected object, found string"),
     Case("number_where_string", root(edit("path: data/crm.csv", "path: 12")),
@@ -283,17 +302,20 @@ CASES: list[Case] = [
     Case("unknown_field_key", root(edit("id: {type: string, owner: crm}",
                                         "id: {type: string, ownr: crm}")),
          "E102", "syncplan.yaml", 9, 26, hint="did you mean 'owner'?", first=False),
-    Case("unknown_destination_key", root(edit("mode: upsert}", "mode: upsert, objet: x}")),
+    Case("unknown_destination_key",
+         root(edit("mode: upsert}", "mode: upsert, objet: x}")),
          "E102", "syncplan.yaml", 18, 57, hint="did you mean 'object'?"),
     Case("unknown_trigger_key",
-         root(edit("  clients:\n", "  clients:\n    trigger: {schedul: '0 * * * *'}\n")),
+         root(with_trigger("{schedul: '0 * * * *'}")),
          "E102", "syncplan.yaml", 13, 15, hint="did you mean 'schedule'?"),
     Case("missing_kind", root(edit("kind: csv, ", "")),
          "E103", "syncplan.yaml", 3, 3, message="'kind'", hint="add 'kind:'"),
-    Case("missing_owner", root(edit("id: {type: string, owner: crm}", "id: {type: string}")),
+    Case("missing_owner",
+         root(edit("id: {type: string, owner: crm}", "id: {type: string}")),
          "E103", "syncplan.yaml", 9, 7, message="'owner'"),
     Case("missing_map",
-         root(edit("    map:\n      entity: client\n      fields: {id: id, name: name}\n", "")),
+         root(edit("    map:\n      entity: client\n"
+                   "      fields: {id: id, name: name}\n", "")),
          "E103", "syncplan.yaml", 12, 3, message="'map'"),
     Case("missing_version", root(edit("version: 1\n", "")),
          "E103", "syncplan.yaml", 1, 1, hint="version: 1"),
@@ -307,8 +329,9 @@ CASES: list[Case] = [
          "E104", "syncplan.yaml", 1, 10, hint="remove the quotes"),
     Case("system_name_invalid", root(edit("  crm: {kind", "  12: {kind")),
          "E105", "syncplan.yaml", 3, 3, message="invalid name '12'", first=False),
-    Case("infinite_number", root(edit("name: {type: string, owner: crm}",
-                                      "name: {type: string, owner: crm, minimum: .inf}")),
+    Case("infinite_number",
+         root(edit("name: {type: string, owner: crm}",
+                   "name: {type: string, owner: crm, minimum: .inf}")),
          "E105", "syncplan.yaml", 10, 49, message="not a finite number"),
     Case("invalid_reference", root(edit("spreadsheet: out/report.xlsx",
                                         'spreadsheet: "${vault:report}"')),
@@ -316,12 +339,14 @@ CASES: list[Case] = [
     Case("reserved_tab_name", root(edit("object: Clients", "object: Errors")),
          "E105", "syncplan.yaml", 18, 34, message="reserved"),
     # --- references ---------------------------------------------------------
-    Case("unknown_source_system", root(edit("source: {system: crm}", "source: {system: crn}")),
+    Case("unknown_source_system",
+         root(edit("source: {system: crm}", "source: {system: crn}")),
          "E201", "syncplan.yaml", 13, 22, hint="did you mean 'crm'?"),
-    Case("unknown_destination_system", root(edit("{system: report,", "{system: reprt,")),
+    Case("unknown_destination_system",
+         root(edit("{system: report,", "{system: reprt,")),
          "E201", "syncplan.yaml", 18, 18, hint="did you mean 'report'?"),
     Case("unknown_webhook_system",
-         root(edit("  clients:\n", "  clients:\n    trigger: {webhook: {system: crmm}}\n")),
+         root(with_trigger("{webhook: {system: crmm}}")),
          "E201", "syncplan.yaml", 13, 33, hint="did you mean 'crm'?"),
     Case("unknown_map_entity", root(edit("entity: client\n", "entity: clent\n")),
          "E202", "syncplan.yaml", 15, 15, hint="did you mean 'client'?"),
@@ -362,12 +387,14 @@ CASES: list[Case] = [
          "E209", "syncplan.yaml", 10, 35, hint="did you mean 'crm'?"),
     Case("entity_key_not_a_field", root(edit("    key: id\n", "    key: code\n")),
          "E603", "syncplan.yaml", 7, 10, hint="'id', 'name'"),
-    Case("destination_key_not_a_field", root(edit("mode: upsert}", "mode: upsert, key: idd}")),
+    Case("destination_key_not_a_field",
+         root(edit("mode: upsert}", "mode: upsert, key: idd}")),
          "E603", "syncplan.yaml", 18, 62, hint="did you mean 'id'?"),
     # --- ownership ----------------------------------------------------------
     Case("take_from_non_owner",
          root(edit("source: {system: crm}", "source: {system: other}",
-                   edit("  report:", "  other: {kind: json, path: o.json}\n  report:"))),
+                   edit("  report:",
+                        "  other: {kind: json, path: o.json}\n  report:"))),
          "E301", "syncplan.yaml", 17, 16, message="its owner is 'crm'",
          hint="lookup"),
     Case("write_into_owner", root(HTTP + http_flow("push", "a", "a")),
@@ -388,11 +415,23 @@ CASES: list[Case] = [
               "  x: {key: id, fields: {id: {type: string, owner: syncplan}}}\n"
               "  y: {key: id, fields: {id: {type: string, owner: syncplan}}}\n"
               "flows:\n"
-              "  make_x:\n    source: {entity: y}\n    map: {entity: x, fields: {id: id}}\n"
+              "  make_x:\n    source: {entity: y}\n"
+              "    map: {entity: x, fields: {id: id}}\n"
               "    destinations: [{system: report, object: X, mode: upsert}]\n"
-              "  make_y:\n    source: {entity: x}\n    map: {entity: y, fields: {id: id}}\n"
+              "  make_y:\n    source: {entity: x}\n"
+              "    map: {entity: y, fields: {id: id}}\n"
               "    destinations: [{system: report, object: Y, mode: upsert}]\n"),
          "E305", "syncplan.yaml", 8, 3, message="make_x, make_y"),
+    Case("entity_without_producer",
+         root("version: 1\nsystems:\n  report: {kind: sheets, spreadsheet: r.xlsx}\n"
+              "entities:\n"
+              "  x: {key: id, fields: {id: {type: string, owner: syncplan}}}\n"
+              "  y: {key: id, fields: {id: {type: string, owner: syncplan}}}\n"
+              "flows:\n"
+              "  make_y:\n    source: {entity: x}\n"
+              "    map: {entity: y, fields: {id: id}}\n"
+              "    destinations: [{system: report, object: Y, mode: upsert}]\n"),
+         "E205", "syncplan.yaml", 9, 22, message="no flow produces it"),
     Case("lookup_into_own_entity",
          root(edit("name: name}", "name: {lookup: {entity: client, match: {id: id},"
                    " take: name}}}")),
@@ -401,7 +440,8 @@ CASES: list[Case] = [
     Case("datetime_into_integer", root(calendar("integer", "start")),
          "E401", "syncplan.yaml", 14, 55, message="'start' is datetime",
          hint="an integer source field"),
-    Case("template_does_not_parse", root(edit("name: name}", "name: '{{ record.name '}")),
+    Case("template_does_not_parse",
+         root(edit("name: name}", "name: '{{ record.name '}")),
          "E402", "syncplan.yaml", 16, 30, hint="Jinja2"),
     Case("filter_does_not_parse",
          root(calendar("datetime", "start", filter_line='"record.summary =="')),
@@ -409,7 +449,8 @@ CASES: list[Case] = [
     Case("filter_unknown_filter",
          root(calendar("datetime", "start", filter_line='"record.summary | lowr"')),
          "E402", "syncplan.yaml", 14, 13, hint="did you mean 'lower'?"),
-    Case("template_unknown_variable", root(edit("name: name}", "name: '{{ recrd.name }}'}")),
+    Case("template_unknown_variable",
+         root(edit("name: name}", "name: '{{ recrd.name }}'}")),
          "E403", "syncplan.yaml", 16, 30, hint="did you mean 'record'?"),
     Case("template_unknown_ics_field",
          root(calendar("string", "'{{ record.sumary }}'")),
@@ -432,10 +473,10 @@ CASES: list[Case] = [
                                     "out/report.xlsx, timezone: Europe/Lundon}")),
          "E405", "syncplan.yaml", 4, 66, message="'Europe/Lundon'"),
     Case("cron_minute_out_of_range",
-         root(edit("  clients:\n", "  clients:\n    trigger: {schedule: '61 * * * *'}\n")),
+         root(with_trigger("{schedule: '61 * * * *'}")),
          "E406", "syncplan.yaml", 13, 25, message="outside 0-59"),
     Case("cron_four_fields",
-         root(edit("  clients:\n", "  clients:\n    trigger: {schedule: '* * * *'}\n")),
+         root(with_trigger("{schedule: '* * * *'}")),
          "E406", "syncplan.yaml", 13, 25, message="4 fields, not 5"),
     # --- security -----------------------------------------------------------
     Case("literal_token_in_auth",
@@ -451,7 +492,8 @@ CASES: list[Case] = [
                    " 'https://api.example/?k=sk_live_abcdefghijklmnop'}\n  report:")),
          "E501", "syncplan.yaml", 4, 31, message="'base_url'"),
     Case("literal_credentials_file",
-         root(edit("out/report.xlsx}", "out/report.xlsx, credentials: secrets/sa.json}")),
+         root(edit("out/report.xlsx}",
+                   "out/report.xlsx, credentials: secrets/sa.json}")),
          "E501", "syncplan.yaml", 4, 69, message="'credentials'"),
     # --- write modes --------------------------------------------------------
     Case("create_without_idempotency_key", root(edit("mode: upsert", "mode: create")),
@@ -529,13 +571,18 @@ def test_bad_spec_diagnostic(case: Case, tmp_path: Path) -> None:
         assert case.message in found.message
 
 
-def run_validate(*args: str) -> subprocess.CompletedProcess[str]:
-    """Run ``syncplan validate`` as a separate process."""
+def run_validate(*args: str, cwd: Path | None = None
+                 ) -> subprocess.CompletedProcess[str]:
+    """Run ``syncplan validate`` as a separate process.
+
+    File names in its output are relative to ``cwd``, so running it in the
+    project folder gives the names the compiler uses.
+    """
     script = Path(sys.executable).with_name("syncplan")
     command = [str(script)] if script.exists() else [sys.executable, "-m",
                                                      "sheets_addon"]
     return subprocess.run([*command, "validate", *args], capture_output=True,
-                          text=True, timeout=60, check=False)
+                          text=True, timeout=60, check=False, cwd=cwd)
 
 
 @pytest.mark.parametrize("case_id", CLI_CASES)
@@ -545,7 +592,7 @@ def test_bad_spec_through_cli(case_id: str, tmp_path: Path) -> None:
     expected = compile_project(project)
     found = pick(expected.diagnostics, case)
 
-    completed = run_validate(str(project))
+    completed = run_validate(str(project), cwd=project)
 
     assert completed.returncode == 1
     lines = completed.stdout.splitlines()

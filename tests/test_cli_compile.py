@@ -8,6 +8,7 @@ error) and what it prints.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -46,7 +47,7 @@ def test_validate_valid_project() -> None:
 
 
 def test_validate_warning_exits_zero() -> None:
-    completed = syncplan("validate", SPECS / "extra_scope")
+    completed = syncplan("validate", ".", cwd=SPECS / "extra_scope")
     assert completed.returncode == 0
     assert completed.stdout.startswith("syncplan.yaml:10:7: warning[W501]: ")
     assert "\n  hint: remove the scope" in completed.stdout
@@ -54,7 +55,7 @@ def test_validate_warning_exits_zero() -> None:
 
 
 def test_validate_errors_exit_one() -> None:
-    completed = syncplan("validate", SPECS / "three_errors")
+    completed = syncplan("validate", ".", cwd=SPECS / "three_errors")
     assert completed.returncode == 1
     lines = completed.stdout.splitlines()
     assert lines == [
@@ -77,7 +78,8 @@ def test_validate_root_file_path() -> None:
 
 
 def test_validate_json_format() -> None:
-    completed = syncplan("validate", SPECS / "three_errors", "--format", "json")
+    completed = syncplan("validate", ".", "--format", "json",
+                         cwd=SPECS / "three_errors")
     assert completed.returncode == 1
     diagnostics = json.loads(completed.stdout)
     assert isinstance(diagnostics, list)
@@ -227,3 +229,15 @@ def test_schema_out_unwritable(tmp_path: Path) -> None:
     completed = syncplan("schema", "--out", blocker / "schemas")
     assert completed.returncode == 1
     assert "cannot write schemas" in completed.stderr
+
+
+def test_validate_names_files_from_working_directory(tmp_path: Path) -> None:
+    project = tmp_path / "agency"
+    project.mkdir()
+    (project / "syncplan.yaml").write_text("version: 1\nsystems:\n  a: {kind: cvs}\n")
+
+    completed = syncplan("validate", "agency", cwd=tmp_path)
+
+    assert completed.returncode == 1
+    first = completed.stdout.splitlines()[0]
+    assert first.startswith(f"agency{os.sep}syncplan.yaml:3:")

@@ -14,6 +14,7 @@ from jsonschema import Draft202012Validator
 
 import schemas
 from compiler import compile_project, load_plan, plan_json
+from compiler.diagnostics import did_you_mean, edit_distance
 from compiler.plan import PLAN_FORMAT
 from compiler.plan.schema import plan_schema_text
 
@@ -158,7 +159,8 @@ def test_secrets_stay_references(monkeypatch: pytest.MonkeyPatch) -> None:
     assert crm.auth is not None
     assert crm.auth["client_secret"] == "${env:SYNCPLAN_TEST_CLIENT_SECRET}"
     assert report.settings["credentials"] == "${file:secrets/service-account.json}"
-    assert report.settings["spreadsheet"] == "${env:SYNCPLAN_TEST_SHEET:-out/report.xlsx}"
+    sheet = report.settings["spreadsheet"]
+    assert sheet == "${env:SYNCPLAN_TEST_SHEET:-out/report.xlsx}"
 
 
 def test_example_sheet_reference_kept(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -234,6 +236,29 @@ def test_missing_scope_is_error(tmp_path: Path) -> None:
     assert result.plan is None
 
 
+@pytest.mark.parametrize(("name", "choices", "expected"), [
+    ("cvs", ["csv", "ics", "json"], "did you mean 'csv'?"),
+    ("upsrt", ["upsert", "update"], "did you mean 'upsert'?"),
+    ("Summary", ["summary", "status"], "did you mean 'summary'?"),
+    ("attendee", ["attendee_email", "organizer"], "did you mean 'attendee_email'?"),
+    ("declned", ["end", "summary"], None),
+    ("x", ["a", "y"], None),
+    ("zzzz", [], None),
+])
+def test_did_you_mean_cases(name: str, choices: list[str],
+                            expected: str | None) -> None:
+    assert did_you_mean(name, choices) == expected
+
+
+@pytest.mark.parametrize(("first", "second", "distance"), [
+    ("", "", 0), ("", "abc", 3), ("abc", "abc", 0), ("ab", "ba", 1), ("cvs", "csv", 1),
+    ("cvs", "ics", 2), ("kitten", "sitting", 3), ("ca", "abc", 3),
+])
+def test_edit_distance_cases(first: str, second: str, distance: int) -> None:
+    assert edit_distance(first, second) == distance
+    assert edit_distance(second, first) == distance
+
+
 # --- flow order ------------------------------------------------------------------
 
 def test_flow_order_producers_first() -> None:
@@ -243,6 +268,39 @@ def test_flow_order_producers_first() -> None:
     assert order == ["c_load", "b_enrich", "a_report"]
     depends = {flow.id: flow.depends_on for flow in result.plan.flows}
     assert depends == {"c_load": [], "b_enrich": ["c_load"], "a_report": ["b_enrich"]}
+
+
+LOOP_AND_CONSUMER = """\
+version: 1
+systems:
+  report: {kind: sheets, spreadsheet: r.xlsx}
+entities:
+  x: {key: id, fields: {id: {type: string, owner: syncplan}}}
+  y: {key: id, fields: {id: {type: string, owner: syncplan}}}
+  z: {key: id, fields: {id: {type: string, owner: syncplan}}}
+flows:
+  make_x:
+    source: {entity: y}
+    map: {entity: x, fields: {id: id}}
+    destinations: [{system: report, object: X, mode: upsert}]
+  make_y:
+    source: {entity: x}
+    map: {entity: y, fields: {id: id}}
+    destinations: [{system: report, object: Y, mode: upsert}]
+  make_z:
+    source: {entity: x}
+    map: {entity: z, fields: {id: id}}
+    destinations: [{system: report, object: Z, mode: upsert}]
+"""
+
+
+def test_flow_loop_names_members_only(tmp_path: Path) -> None:
+    (tmp_path / "syncplan.yaml").write_text(LOOP_AND_CONSUMER, encoding="utf-8")
+    result = compile_project(tmp_path)
+    assert [(d.code, d.line, d.column) for d in result.diagnostics] == [
+        ("E305", 9, 3)]
+    assert result.diagnostics[0].message.endswith(": make_x, make_y")
+    assert result.plan is None
 
 
 def test_example_flow_dependencies() -> None:

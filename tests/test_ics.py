@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import time
 import zoneinfo
 from dataclasses import dataclass
 from decimal import Decimal
@@ -778,12 +777,7 @@ def test_real_declined_attendee_with_comma() -> None:
     assert declined[0]["location"] == "Talstrasse 4, 9000 St.Gallen, CH"
 
 
-def test_real_large_series_is_fast() -> None:
+def test_real_large_series_expands_fully() -> None:
     calendar = _real_calendar("issue_48_dst.ics")
-    started = time.perf_counter()
     records = _records(_read_real(calendar, "events"))
-    elapsed = time.perf_counter() - started
     assert len(records) == 7438
-    # It takes about one second on a 2-core machine, so the bound only catches
-    # a blow-up.
-    assert elapsed < 20

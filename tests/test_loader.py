@@ -163,9 +163,10 @@ def test_json_positions_with_crlf() -> None:
 
 # --- YAML 1.2 scalars ------------------------------------------------------
 
-@pytest.mark.parametrize("text", ["no", "No", "NO", "yes", "on", "off", "y", "n",
-                                  "tRuE", "nULL", "1_000", "0b101", "1:30", "2024-01-01",
-                                  "0x", ".inf_x", "1e", "+", ".", "-"])
+@pytest.mark.parametrize("text", [
+    "no", "No", "NO", "yes", "on", "off", "y", "n", "tRuE", "nULL", "1_000", "0b101",
+    "1:30", "2024-01-01", "0x", ".inf_x", "1e", "+", ".", "-",
+])
 def test_plain_scalar_stays_string(text: str) -> None:
     assert resolve_plain_scalar(text) == text
 
@@ -268,7 +269,8 @@ def test_alias_inside_its_own_anchor() -> None:
 def test_alias_expansion_counted() -> None:
     lines = ["l0: &l0 [a, a, a, a, a, a, a, a, a, a]"]
     for level in range(1, 7):
-        lines.append(f"l{level}: &l{level} [" + ", ".join([f"*l{level - 1}"] * 10) + "]")
+        items = ", ".join([f"*l{level - 1}"] * 10)
+        lines.append(f"l{level}: &l{level} [{items}]")
     loaded = load_yaml("\n".join(lines) + "\n")
     assert only_code(loaded) == "E009"
     assert "aliases are expanded" in loaded.diagnostics[0].message

@@ -152,6 +152,8 @@ EDGE_VALUES: list[Any] = [
     Decimal("1.50"),
     Decimal("-0"),
     Decimal("1E+3"),
+    Decimal("NaN"),
+    Decimal("sNaN"),
     True,
     False,
     dt.date(2026, 1, 2),
@@ -221,8 +223,10 @@ def convert_each(name: str, chunk: list[Any]) -> Any:
     convert = CONVERTERS[name]
     try:
         return [convert(value) for value in chunk]
-    except (ValueProblem, ValueError):
+    except (ValueProblem, ValueError, ArithmeticError):
         # ValueError: str() of an int beyond the interpreter's digit limit.
+        # ArithmeticError: the boolean and duration converters compare
+        # Decimal('sNaN') with numbers, which raises InvalidOperation.
         return RAISED
 
 

@@ -83,9 +83,9 @@ class FieldPlan(_Model):
     maximum: float | None = None
     """Largest allowed number."""
     min_length: int | None = None
-    """Fewest characters allowed."""
+    """Minimum number of characters."""
     max_length: int | None = None
-    """Most characters allowed."""
+    """Maximum number of characters."""
     scale: int | None = None
     """decimal and money: digits after the decimal point, rounded half up."""
     values: list[str] | None = None
@@ -159,7 +159,7 @@ class FieldSource(_Model):
     """
 
     kind: Literal["path", "template", "value", "lookup"]
-    """Which of the other properties holds the source."""
+    """Kind of source, which names the one other property that is set."""
     path: list[str | int] | None = None
     """Keys and list indexes into the source record."""
     template: str | None = None
@@ -176,7 +176,7 @@ class FieldMapping(_Model):
     field: str
     """Entity field that receives the value."""
     source: FieldSource
-    """Where the value comes from."""
+    """Source of the value."""
 
 
 class Window(_Model):
@@ -270,7 +270,7 @@ class RetryPlan(_Model):
     base_seconds: float = 0.5
     """First delay in seconds."""
     max_seconds: float = 30.0
-    """Longest delay in seconds."""
+    """Maximum delay in seconds."""
 
 
 class ErrorPolicy(_Model):
@@ -301,15 +301,15 @@ class FlowPlan(_Model):
     trigger: TriggerPlan
     """When the flow runs."""
     source: SourcePlan
-    """What the flow reads."""
+    """Source of the records."""
     filter: str | None = None
     """Jinja2 expression; records for which it is false are skipped."""
     map: MapPlan
-    """How source records become entity records."""
+    """Mapping of source records into entity records."""
     aggregate: AggregatePlan | None = None
     """Grouping and measures applied before the map."""
     destinations: list[DestinationPlan]
-    """Where the records are written."""
+    """Targets the records are written to."""
     on_error: ErrorPolicy = Field(default_factory=ErrorPolicy)
     """Retries and the keeping of failed records."""
     depends_on: list[str] = Field(default_factory=list)

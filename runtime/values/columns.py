@@ -70,8 +70,9 @@ _NONE_TYPE = type(None)
 _STR_ONLY = frozenset({str})
 # Types that ``scalar_to_text`` renders without raising ValueProblem.
 _RENDERED_TYPES = frozenset({str, int, float, bool, Decimal})
-# Keys of the memo: no two values of these types are equal (True == 1, but int is
-# excluded), so a dict lookup never returns the result of a different raw value.
+# Keys of the memo. A value of one of these types never equals a value of
+# another (True == 1, but int is not among them), so a dict lookup never returns
+# the result of a different raw value.
 _MEMO_KEY_TYPES = frozenset({str, bool, _NONE_TYPE})
 _MEMO_MAX_ENTRIES = 4096
 # Types whose hash never raises (a signaling-NaN Decimal's does) and whose values
@@ -81,8 +82,9 @@ _HASHABLE_TYPES = frozenset({str, int, float, bool, dt.date})
 # Steps that commute with joining: a str-to-str function whose result on
 # "a\x00b" is its result on "a", then "\x00", then its result on "b". That holds
 # when the step neither matches nor produces NUL and looks at no context beyond
-# a NUL: collapse_spaces replaces runs of ``\s``, which excludes NUL, and
-# strip_invisible looks one character around U+200D for emoji, and NUL is none.
+# a NUL. collapse_spaces replaces runs of ``\s``, which excludes NUL.
+# strip_invisible checks the character on each side of U+200D for an emoji, and
+# NUL is not one.
 _JOINABLE_STEPS: tuple[TextStep, ...] = (collapse_spaces, strip_invisible)
 
 # An ASCII subset of the address syntax that text.parse_email accepts: every
@@ -112,8 +114,9 @@ def compile_column(field: FieldPlan) -> ColumnConverter:
 
     The converter returns a new list equal to converting each element with
     ``compile_field(field)``, or None when any element needs that per-value
-    converter. It raises nothing for any chunk content. This function raises
-    ``FieldPlanError`` for a definition that ``compile_field`` rejects.
+    converter. It does not raise ``ValueProblem``: a value it cannot handle makes
+    it return None. This function raises ``FieldPlanError`` for a definition that
+    ``compile_field`` rejects.
     """
     convert = compile_field(field)
     build = _BUILDERS.get(field.type)
@@ -144,7 +147,7 @@ class _ChunkConverter:
     Non-text values go to ``native`` instead.
     """
 
-    __slots__ = ("_steps", "_strip", "_parse", "_native", "_render", "_missing")
+    __slots__ = ("_missing", "_native", "_parse", "_render", "_steps", "_strip")
 
     def __init__(
         self,
@@ -230,13 +233,13 @@ def _fill_and_restore(
     convert: Callable[..., list[Any] | None],
     *args: Any,
 ) -> list[Any] | None:
-    """Convert ``values``, which contains ``absent`` and some other value, with
-    ``missing`` as the result at each position of ``absent``.
+    """Convert ``values`` with ``missing`` as the result wherever ``absent`` is.
 
-    Both passes are C-level ``dict.get`` calls. Each ``absent`` is first replaced
-    by the first other value, so the chunk keeps its set of distinct values and
-    every check over the whole chunk decides as it would on the present values
-    alone. The copies' results are then replaced by ``missing``.
+    ``values`` must contain at least one other value. Each ``absent`` is first
+    replaced by a copy of the first other value, so the chunk keeps its set of
+    distinct values and every check over the whole chunk decides as it would on
+    the present values alone. The results of the copies are then replaced by
+    ``missing``. Both passes are ``dict.get`` calls run by ``map``, in C.
     """
     stand_in = next(filter(partial(is_not, absent), values))
     filled = list(map({absent: stand_in}.get, values, values))
@@ -340,8 +343,8 @@ def _joined_step(step: TextStep) -> TextsStep:
 
 
 def _map_step(step: TextStep) -> TextsStep:
-    # A map entry may turn text into a number or null, after which the per-value
-    # converter skips the later steps; such chunks take the slow path.
+    # A map entry may turn text into a number or null, and the per-value converter
+    # then skips the later steps, so such chunks take the slow path.
     def apply_map(texts: list[str]) -> list[str] | None:
         mapped = list(map(step, texts))
         if set(map(type, mapped)) <= _STR_ONLY:

@@ -15,7 +15,9 @@ Kinds:
   for ``seconds`` (longer than the client's read timeout) or, with
   ``drop=True``, close the connection without answering.  Either way the
   write has happened, which is the case retry logic must survive without
-  duplicating data.
+  duplicating data;
+* ``error_after_apply``: apply the request, then respond with the error
+  (a 503 or 500 whose write did happen).
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from .errors import ApiError
 
 logger = logging.getLogger(__name__)
 
-KINDS = ("error", "delay", "timeout_after_apply")
+KINDS = ("error", "delay", "timeout_after_apply", "error_after_apply")
 
 
 @dataclass
@@ -53,8 +55,8 @@ class Fault:
             raise ValueError(f"fault kind {self.kind!r} is invalid; use one of {', '.join(KINDS)}")
         if self.times < 1:
             raise ValueError(f"fault times {self.times!r} must be at least 1")
-        if self.kind == "error" and self.error is None:
-            raise ValueError("an 'error' fault needs an ApiError; build one with sheets_addon.emulator.errors")
+        if self.kind in ("error", "error_after_apply") and self.error is None:
+            raise ValueError(f"an {self.kind!r} fault needs an ApiError; build one with sheets_addon.emulator.errors")
         if self.seconds < 0:
             raise ValueError(f"fault seconds {self.seconds!r} must not be negative")
         self.method = self.method.upper() if self.method else None

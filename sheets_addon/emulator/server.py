@@ -274,6 +274,27 @@ class SheetsEmulator:
             error.headers["Retry-After"] = str(retry_after)
         return self.faults.add(Fault("error", times, method, path, error=error))
 
+    def inject_error_after_apply(
+        self,
+        status: int = 503,
+        times: int = 1,
+        method: str | None = None,
+        path: str | None = None,
+        retry_after: int | None = None,
+    ) -> Fault:
+        """Apply the next matching requests, then respond with Google's 500 or 503.
+
+        The client sees a failure although the write happened, like
+        :meth:`inject_timeout_after_apply` but with a response.
+        """
+        builders = {500: errors.internal_error, 503: errors.service_unavailable}
+        if status not in builders:
+            raise ValueError(f"status {status!r} is not injectable after apply; use 500 or 503")
+        error = builders[status]()
+        if retry_after is not None:
+            error.headers["Retry-After"] = str(retry_after)
+        return self.faults.add(Fault("error_after_apply", times, method, path, error=error))
+
     def inject_delay(self, seconds: float, times: int = 1, method: str | None = None, path: str | None = None) -> Fault:
         """Sleep ``seconds`` before handling the next matching requests."""
         return self.faults.add(Fault("delay", times, method, path, seconds=seconds))
@@ -343,6 +364,11 @@ class SheetsEmulator:
             return error_response(error), dict(error.headers)
         if fault is not None and fault.kind == "delay":
             self._stopping.wait(fault.seconds)
+        if fault is not None and fault.kind == "error_after_apply":
+            applied, _ = self._run(route, None, method, path)
+            error = fault.error_for(method, path)
+            logger.info("applied %s %s (status %d), answering %d", method, path, applied.status, error.code)
+            return error_response(error), dict(error.headers)
         try:
             return route.run(), {}
         except errors.ApiError as error:

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from compiler.plan import SystemPlan
-from runtime.references import resolve
+from runtime.references import UnresolvedReference, resolve
 from sheets_addon.google.backend import (
     CellLimitExceeded,
     GoogleSheetsBackend,
@@ -90,7 +90,12 @@ def load_credentials(system: SystemPlan, root: Path) -> Any:
                 " ${file:secrets/service-account.json}' or"
                 " GOOGLE_APPLICATION_CREDENTIALS") from exc
         return credentials
-    value = resolve(str(reference), root)
+    try:
+        value = resolve(str(reference), root)
+    except UnresolvedReference as exc:
+        raise CredentialsError(
+            f"system {system.id!r}: the 'credentials' setting {reference!r} cannot be"
+            f" resolved: {exc}") from None
     try:
         if value.lstrip().startswith("{"):
             info = json.loads(value)

@@ -24,12 +24,14 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import requests
 from gspread.exceptions import APIError
+
+from gspread.urls import SPREADSHEET_BATCH_UPDATE_URL, SPREADSHEET_VALUES_BATCH_UPDATE_URL
 
 from runtime.http import AmbiguousWriteApplied, HTTPFailure
 
@@ -42,6 +44,7 @@ from sheets_addon.google.cells import (
     runs,
     to_api_value,
 )
+from sheets_addon.google.formats import written_cell_formats
 
 logger = logging.getLogger(__name__)
 
@@ -81,6 +84,11 @@ class GoogleSheetsBackend:
         self.spreadsheet_id = spreadsheet_id
         self._tabs: dict[str, _TabInfo] | None = None
         self._extents: dict[str, tuple[int, int]] = {}
+        # Number format type of every formatted cell of each tab read, by (row, column).
+        self._formats: dict[str, dict[tuple[int, int], str]] = {}
+        # The grid of each tab read, to tell after an ambiguous failure whether the
+        # rows to delete are still there.
+        self._grids: dict[str, Grid] = {}
         self._set_ambiguity_check = ambiguity or (lambda check: None)
         self.requests_made = 0
 
@@ -127,7 +135,9 @@ class GoogleSheetsBackend:
             self._tabs[info.title.casefold()] = info
             if info.title.casefold() == name.casefold():
                 found = _grid_from(sheet.get("data") or [])
+                self._formats[name.casefold()] = _format_types(sheet.get("data") or [])
         self._extents[name.casefold()] = (len(found.rows), len(found.header))
+        self._grids[name.casefold()] = found
         return found
 
     def apply(self, name: str, changes: ChangeSet) -> None:
@@ -188,15 +198,22 @@ class GoogleSheetsBackend:
         grown_from = None if tab is None else tab.rows - len(deleted)
         structure.extend(_format_requests(sheet_id, changes.column_kinds, new_columns,
                                           grown_from, rows_now))
+        if grown_from is not None:
+            structure.extend(written_cell_formats(
+                sheet_id, changes, self._formats.get(name.casefold(), {}),
+                _row_shift(deleted), first_new_row, len(deleted), grown_from))
 
         data = _value_ranges(title, changes, deleted, first_new_row)
         if structure:
             for body in _chunks("requests", structure):
-                self._write(self.http.batch_update, body)
+                self._write(SPREADSHEET_BATCH_UPDATE_URL, body,
+                            check=self._structure_applied(
+                                name, body["requests"], sheet_id, rows_now,
+                                columns_now))
         if data:
             for body in _chunks("data", data):
                 body = {"valueInputOption": "RAW", **body}
-                self._write(self.http.values_batch_update, body,
+                self._write(SPREADSHEET_VALUES_BATCH_UPDATE_URL, body,
                             check=self._values_applied(body["data"]))
         self._tabs[name.casefold()] = _TabInfo(sheet_id, title, rows_now, columns_now)  # type: ignore[index]
         self._extents[name.casefold()] = (final_rows, used_columns)
@@ -208,24 +225,33 @@ class GoogleSheetsBackend:
         try:
             return method(*args)
         except APIError as exc:
-            raise SheetsBackendError(_api_message(exc)) from exc
+            raise SheetsBackendError(
+                f"spreadsheet {self.spreadsheet_id!r}: {_api_message(exc)}") from exc
         except AmbiguousWriteApplied:
             raise
         except HTTPFailure as exc:
-            raise SheetsBackendError(f"Sheets API request failed: {exc}") from exc
+            raise SheetsBackendError(
+                f"spreadsheet {self.spreadsheet_id!r}: Sheets API request failed:"
+                f" {exc}") from exc
         except requests.RequestException as exc:
             raise SheetsBackendError(
-                f"Sheets API request failed: {type(exc).__name__}; check the network"
-                " and the spreadsheet id") from exc
+                f"spreadsheet {self.spreadsheet_id!r}: Sheets API request failed:"
+                f" {type(exc).__name__}; check the network and the spreadsheet id"
+            ) from exc
 
-    def _write(self, method: Callable[..., Any], body: dict[str, Any],
+    def _write(self, url_template: str, body: dict[str, Any],
                check: Callable[[Exception], bool] | None = None) -> Any:
+        """POST a body as compact JSON: at 100k cells the spaces json= adds count."""
+        payload = json.dumps(body, separators=(",", ":"), ensure_ascii=False)
         self._set_ambiguity_check(check)
         try:
-            return self._call(method, self.spreadsheet_id, body)
-        except AmbiguousWriteApplied:
-            logger.warning("a write to %s timed out but had applied; it was not"
-                           " resent", self.spreadsheet_id)
+            return self._call(self.http.request, "post",
+                              url_template % self.spreadsheet_id,
+                              None, payload.encode("utf-8"), None, None,
+                              {"Content-Type": "application/json"})
+        except AmbiguousWriteApplied as exc:
+            logger.warning("a write to spreadsheet %s failed after it had applied,"
+                           " so it was not resent: %s", self.spreadsheet_id, exc)
             return None
         finally:
             self._set_ambiguity_check(None)
@@ -251,6 +277,62 @@ class GoogleSheetsBackend:
             return False
 
         return resend_is_safe
+
+    def _structure_applied(self, name: str, requests: list[dict[str, Any]],
+                           sheet_id: int, rows: int, columns: int
+                           ) -> Callable[[Exception], bool]:
+        """Return the check run after an ambiguous structural write: True when resending is safe.
+
+        Resending an ``addSheet`` that applied fails, and resending a row
+        deletion that applied deletes other rows, so the spreadsheet is read
+        again first. ``rows`` and ``columns`` are the grid size once every
+        structural request has applied.
+        """
+        kinds = {kind for request in requests for kind in request}
+
+        def resend_is_safe(error: Exception) -> bool:
+            logger.warning("structural write to spreadsheet %s may have applied (%s);"
+                           " reading tab %r before resending", self.spreadsheet_id,
+                           error, name)
+            if "addSheet" in kinds:
+                return self._fetch_tab(sheet_id, with_grid=False) is None
+            if "deleteDimension" in kinds:
+                # Rows are deleted from the bottom up, so the row of the first
+                # deletion has not moved since the tab was read, and it holds a
+                # different row (mirror deletes only unique keys) once applied.
+                row = requests[[next(iter(r)) for r in requests].index(
+                    "deleteDimension")]["deleteDimension"]["range"]["startIndex"]
+                fetched = self._fetch_tab(sheet_id, with_grid=True)
+                before = self._grids.get(name.casefold(), Grid([]))
+                return fetched is not None and _same_row(fetched[1], before, row)
+            if "appendDimension" in kinds:
+                fetched = self._fetch_tab(sheet_id, with_grid=False)
+                return fetched is None or (fetched[0].rows, fetched[0].columns) != (
+                    rows, columns)
+            # Number formats set twice are set once.
+            return True
+
+        return resend_is_safe
+
+    def _fetch_tab(self, sheet_id: int, with_grid: bool
+                   ) -> tuple[_TabInfo, Grid] | None:
+        """Read one tab's properties (and grid) again, outside the request budget."""
+        fields = "sheets(properties(sheetId,title,gridProperties))"
+        metadata = self.http.fetch_sheet_metadata(self.spreadsheet_id,
+                                                  {"fields": fields})
+        for sheet in metadata.get("sheets", []):
+            info = _tab_info(sheet["properties"])
+            if info.sheet_id != sheet_id:
+                continue
+            if not with_grid:
+                return info, Grid([])
+            params = {"includeGridData": "true", "ranges": quote_sheet(info.title),
+                      "fields": "sheets(data(rowData(values(userEnteredValue,"
+                                "effectiveValue,userEnteredFormat/numberFormat))))"}
+            grid_data = self.http.fetch_sheet_metadata(self.spreadsheet_id, params)
+            sheets = grid_data.get("sheets") or [{}]
+            return info, _grid_from(sheets[0].get("data") or [])
+        return None
 
     def _check_cell_limit(self, name: str, rows: int, columns: int) -> None:
         tabs = self._tabs or {}
@@ -294,6 +376,18 @@ def _tab_info(props: dict[str, Any]) -> _TabInfo:
                     grid.get("columnCount", 0))
 
 
+def _format_types(data: list[dict[str, Any]]) -> dict[tuple[int, int], str]:
+    types = {}
+    for block in data:
+        for row, row_data in enumerate(block.get("rowData", [])):
+            for column, cell in enumerate(row_data.get("values", [])):
+                number_format = (cell.get("userEnteredFormat") or {}).get(
+                    "numberFormat") or {}
+                if number_format.get("type"):
+                    types[(row, column)] = number_format["type"]
+    return types
+
+
 def _grid_from(data: list[dict[str, Any]]) -> Grid:
     rows: list[list[Any]] = []
     for block in data:
@@ -311,9 +405,10 @@ def _value_ranges(title: str, changes: ChangeSet, deleted: list[int],
                   first_new_row: int) -> list[dict[str, Any]]:
     """Group changed cells into ranges, with row numbers after the deletions."""
     shift = _row_shift(deleted)
+    deleted_rows = set(deleted)
     by_row: dict[int, dict[int, Any]] = {}
     for (row, column), value in changes.cells.items():
-        if row in deleted:
+        if row in deleted_rows:
             continue
         by_row.setdefault(shift(row), {})[column] = value
     data = []
@@ -330,10 +425,35 @@ def _value_ranges(title: str, changes: ChangeSet, deleted: list[int],
             block = [[to_api_value(row[i]) if i < len(row) else ""
                       for i in range(start, start + length)]
                      for row in changes.append_rows]
-            data.append({"range": a1_range(title, first_new_row, start,
-                                           len(block), length),
-                         "values": block})
+            for offset, piece in _row_pieces(block):
+                data.append({"range": a1_range(title, first_new_row + offset, start,
+                                               len(piece), length),
+                             "values": piece})
     return data
+
+
+def _row_pieces(block: list[list[Any]]) -> Iterator[tuple[int, list[list[Any]]]]:
+    """Cut a block of rows into (first row offset, rows) pieces that fit one body.
+
+    ``_chunks`` packs whole ranges into bodies, so a block of appended rows
+    larger than ``MAX_BODY_BYTES`` must become several ranges first.
+    """
+    # Room for the range text and the keys of the body around the values.
+    budget = MAX_BODY_BYTES - 1_000
+    if len(json.dumps(block, separators=(",", ":"))) <= budget:
+        yield 0, block
+        return
+    piece: list[list[Any]] = []
+    size = first = 0
+    for index, row in enumerate(block):
+        row_size = len(json.dumps(row, separators=(",", ":"))) + 1
+        if piece and size + row_size > budget:
+            yield first, piece
+            piece, size, first = [], 0, index
+        piece.append(row)
+        size += row_size
+    if piece:
+        yield first, piece
 
 
 def _row_shift(deleted: list[int]) -> Callable[[int], int]:
@@ -378,18 +498,29 @@ def _chunks(key: str, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Split a request list into bodies under ``MAX_BODY_BYTES`` and the subrequest cap."""
     bodies: list[dict[str, Any]] = []
     current: list[dict[str, Any]] = []
-    size = 0
+    # The keys around the list, such as "valueInputOption", take this much.
+    size = envelope = 100
     for item in items:
         item_size = len(json.dumps(item, separators=(",", ":")))
         if current and (size + item_size > MAX_BODY_BYTES
                         or len(current) >= MAX_SUBREQUESTS):
             bodies.append({key: current})
-            current, size = [], 0
+            current, size = [], envelope
         current.append(item)
         size += item_size + 1
     if current:
         bodies.append({key: current})
     return bodies
+
+
+def _same_row(now: Grid, before: Grid, row: int) -> bool:
+    def trimmed(grid: Grid) -> list[Any]:
+        values = list(grid.rows[row]) if row < len(grid.rows) else []
+        while values and values[-1] in (None, ""):
+            values.pop()
+        return values
+
+    return trimmed(now) == trimmed(before)
 
 
 def _same_values(sent: list[list[Any]], read: list[list[Any]]) -> bool:
@@ -404,10 +535,19 @@ def _same_values(sent: list[list[Any]], read: list[list[Any]]) -> bool:
     return True
 
 
+_API_ERROR_HINTS = {
+    403: "share the spreadsheet with the service account's email as an editor",
+    404: "check the spreadsheet id, and that the spreadsheet still exists",
+}
+
+
 def _api_message(exc: APIError) -> str:
+    status = exc.response.status_code
+    hint = f"; {_API_ERROR_HINTS[status]}" if status in _API_ERROR_HINTS else ""
     try:
         error = exc.response.json().get("error", {})
     except ValueError:
-        return f"Sheets API error {exc.response.status_code}: {exc.response.text[:200]}"
-    return (f"Sheets API error {error.get('code', exc.response.status_code)}"
+        return f"Sheets API error {status}: {exc.response.text[:200]}{hint}"
+    text = (f"Sheets API error {error.get('code', status)}"
             f" {error.get('status', '')}: {error.get('message', '')}").strip()
+    return text + hint

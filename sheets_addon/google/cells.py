@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import re
 from collections.abc import Iterable, Iterator
 from decimal import Decimal
 from typing import Any
@@ -35,6 +36,10 @@ def column_letters(index: int) -> str:
 
 
 def quote_sheet(name: str) -> str:
+    """Return a tab name as A1 notation writes it: bare when it is a plain word."""
+    if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name) and not re.fullmatch(
+            r"[A-Za-z]{1,3}[0-9]+|R[0-9]*C[0-9]*", name, re.IGNORECASE):
+        return name
     return "'" + name.replace("'", "''") + "'"
 
 

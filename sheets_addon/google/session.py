@@ -60,7 +60,15 @@ class SyncplanHTTPClient(HTTPClient):
 
 
 def retry_policy(system: SystemPlan) -> RetryPolicy:
-    return RetryPolicy()
+    """Return the retry policy of a Sheets system: the defaults, with 503 ambiguous.
+
+    Whether Sheets can answer 503 after it committed a write is not documented,
+    and resending a row deletion that did apply deletes other rows. So a write
+    that got a 503 is resent only after the backend has read the spreadsheet
+    back; reads are retried as usual.
+    """
+    defaults = RetryPolicy()
+    return RetryPolicy(ambiguous_statuses=defaults.ambiguous_statuses | {503})
 
 
 def build_client(system: SystemPlan, spreadsheet_id: str, *,
