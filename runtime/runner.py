@@ -18,6 +18,7 @@ error records collected so far, and the other flows still run.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
 import time
 import uuid
@@ -112,6 +113,10 @@ class FlowResult:
                 "seconds": round(self.seconds, 3)}
 
 
+def json_key(record: Mapping[str, Any]) -> str:
+    return json.dumps(record, sort_keys=True, default=str)
+
+
 def _now() -> dt.datetime:
     return dt.datetime.now(dt.timezone.utc)
 
@@ -137,6 +142,8 @@ class PlanRunner:
         # A dry run stores nothing, so the records of its earlier flows are kept
         # here for the lookups and entity sources of its later flows.
         self._dry_records: dict[str, dict[str, list[dict[str, Any]]]] = {}
+        self._retry_input: tuple[list[tuple[dict[str, Any], str]],
+                                 list[dict[str, Any]]] | None = None
 
     # --- public -----------------------------------------------------------
 
@@ -148,6 +155,46 @@ class PlanRunner:
             if wanted is None or flow.id in wanted:
                 results.append(self.run_flow(flow))
         return results
+
+    def retry(self, run_id: str, error_ids: list[str] | None = None,
+              new_run_id: str | None = None) -> FlowResult:
+        """Run the failed records of a run again: all of them, or those given.
+
+        The source is not read again: each error kept the source record it came
+        from, and those records go through the flow once more. Destinations in
+        ``mirror`` mode are written as ``upsert``, because a retry carries only
+        some records and must not delete the others. The Errors tab keeps the
+        run's other open errors. An error that kept no record (a broken source
+        file, a problem with a sheet) can only be retried by a full run, which is
+        what happens when one of those is selected.
+        """
+        original = self.state.run(run_id)
+        if original is None:
+            raise RunFailed(f"no run {run_id!r} in the state store; list the runs of"
+                            " the flow and pick one of their ids")
+        flow = self.plan.flow(original["flow"])
+        stored = self.state.error_records(run_id)
+        wanted = set(error_ids) if error_ids else {row["error_id"] for row in stored}
+        unknown = wanted - {row["error_id"] for row in stored}
+        if unknown:
+            raise RunFailed(f"run {run_id!r} has no error {sorted(unknown)[0]!r}; take"
+                            " the ids from its errors")
+        chosen = [row for row in stored if row["error_id"] in wanted]
+        if any(row["record"] is None for row in chosen):
+            return self.run_flow(flow, new_run_id)
+        records: dict[str, tuple[dict[str, Any], str]] = {}
+        for row in chosen:  # one record may have failed on several fields
+            key = json_key(row["record"])
+            records.setdefault(key, (row["record"], row["position"] or "retry"))
+        kept_errors = [row for row in stored if row["error_id"] not in wanted]
+        retry_flow = flow.model_copy(update={"destinations": [
+            d.model_copy(update={"mode": "upsert"}) if d.mode == "mirror" else d
+            for d in flow.destinations]})
+        self._retry_input = (list(records.values()), kept_errors)
+        try:
+            return self.run_flow(retry_flow, new_run_id)
+        finally:
+            self._retry_input = None
 
     def run_flow(self, flow: FlowPlan, run_id: str | None = None) -> FlowResult:
         run_id = run_id or uuid.uuid4().hex[:12]
@@ -244,6 +291,8 @@ class PlanRunner:
         for system_id, object_name, keys in written:
             self.state.set_written_keys(system_id, object_name, keys)
         entity = self.plan.entity(flow.map.entity)
+        if self._retry_input is not None:
+            return  # a retry carries some records only; the stored set stays
         self.state.replace_records(entity.id, flow.id, (
             (key, {name: to_json_value(value) for name, value in record.items()})
             for key, record in batch.records.items()))
@@ -265,6 +314,9 @@ class PlanRunner:
     def _source_items(self, flow: FlowPlan, started: dt.datetime,
                       batch: MappedBatch) -> Iterator[tuple[Mapping[str, Any], str]]:
         source = flow.source
+        if self._retry_input is not None:
+            yield from self._retry_input[0]
+            return
         if source.entity is not None:
             for index, record in enumerate(self._entity_records(source.entity)):
                 yield record, f"{source.entity}[{index}]"
@@ -396,6 +448,9 @@ class PlanRunner:
                            finished: dt.datetime, system_id: str, backend: SheetBackend,
                            batch: MappedBatch, result: FlowResult) -> None:
         rows = [error.as_row() for error in batch.errors]
+        if self._retry_input is not None:
+            # The errors this retry did not touch stay open in the Errors tab.
+            rows += self._retry_input[1]
         first_seen = self.state.first_seen(flow.id, [row["error_id"] for row in rows])
         error_rows = [{**row, "first_run": first_seen.get(row["error_id"], run_id),
                        "time": started} for row in rows]

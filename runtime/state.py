@@ -167,6 +167,20 @@ class StateStore:
                  "position", "created")
         return [dict(zip(names, row)) for row in rows]
 
+    def error_records(self, run_id: str) -> list[dict[str, Any]]:
+        """Return a run's error rows with the source record each one kept."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT error_id, record_key, field, code, message, raw, position,"
+                " record FROM errors WHERE run_id = ? ORDER BY error_id",
+                (run_id,)).fetchall()
+        names = ("error_id", "record_key", "field", "code", "message", "raw",
+                 "position", "record")
+        found = [dict(zip(names, row)) for row in rows]
+        for row in found:
+            row["record"] = json.loads(row["record"]) if row["record"] else None
+        return found
+
     def first_seen(self, flow: str, error_ids: Iterable[str]) -> dict[str, str]:
         """Return the first run id in which each error id was recorded."""
         ids = list(error_ids)

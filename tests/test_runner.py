@@ -302,3 +302,46 @@ def test_unset_reference_without_default_fails_run(tmp_path: Path,
     results = by_flow(run_project(tmp_path))
     assert results["rows"].status == "succeeded"
     assert sheet_rows(tmp_path / "elsewhere.xlsx", "Rows")[1] == (1, "a")
+
+
+def test_retry_reprocesses_kept_records(agency: Path) -> None:
+    results = by_flow(run_project(agency))
+    failed_run = results["calendar_hours"].run_id
+    clients = agency / "data" / "clients.json"
+    clients.write_text(clients.read_text().replace(
+        '"clients": [', '"clients": [\n    {"code": "HOO-005", "name": "Hooli",'
+        ' "calendar_tag": "hooli", "budget": {"hours_per_month": 5}},'))
+    run_project(agency, ["clients"])
+
+    compiled = compile_project(agency)
+    state = StateStore(agency / ".syncplan" / "state.db")
+    try:
+        retried = PlanRunner(compiled.plan, agency, state).retry(failed_run)
+        runs = state.runs("calendar_hours")
+    finally:
+        state.close()
+
+    assert retried.status == "succeeded"
+    assert (retried.read, retried.created, retried.failed) == (1, 1, 0)
+    assert len(runs) == 2
+    report = agency / "out" / "agency-report.xlsx"
+    entries = sheet_rows(report, "Time entries")
+    hooli = [row for row in entries if row[2] == "Intro call with Hooli"]
+    assert [row[5] for row in hooli] == ["HOO-005"]
+    # The other rows stayed: a retry upserts, even into a mirror destination.
+    assert len([row for row in entries[1:] if row[0]]) == 25
+    errors_tab = sheet_rows(report, "Errors")
+    codes = {row[errors_tab[0].index("Code")] for row in errors_tab[1:] if row[0]}
+    assert codes == {"invalid_date"}
+
+
+def test_retry_unknown_error_id_is_rejected(agency: Path) -> None:
+    results = by_flow(run_project(agency))
+    compiled = compile_project(agency)
+    state = StateStore(agency / ".syncplan" / "state.db")
+    try:
+        with pytest.raises(Exception, match="has no error 'nope'"):
+            PlanRunner(compiled.plan, agency, state).retry(
+                results["deals"].run_id, ["nope"])
+    finally:
+        state.close()
