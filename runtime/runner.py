@@ -25,6 +25,7 @@ import uuid
 import zoneinfo
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
+from decimal import Decimal
 from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
@@ -105,12 +106,25 @@ class FlowResult:
     destinations: list[str] = field(default_factory=list)
     errors: list[dict[str, Any]] = field(default_factory=list)
     previews: list[Preview] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
 
     def counts(self) -> dict[str, Any]:
         return {"read": self.read, "filtered": self.filtered, "created": self.created,
                 "updated": self.updated, "unchanged": self.unchanged,
                 "deleted": self.deleted, "failed": self.failed,
                 "seconds": round(self.seconds, 3)}
+
+
+def _cursor_order(value: Any) -> tuple[int, Any]:
+    """Order cursor values: numbers numerically, anything else as text.
+
+    Stored cursors are text, so "10" from the store must still rank above 9.
+    """
+    text = str(value)
+    try:
+        return (0, Decimal(text))
+    except ArithmeticError:
+        return (1, text)
 
 
 def json_key(record: Mapping[str, Any]) -> str:
@@ -144,6 +158,7 @@ class PlanRunner:
         self._dry_records: dict[str, dict[str, list[dict[str, Any]]]] = {}
         self._retry_input: tuple[list[tuple[dict[str, Any], str]],
                                  list[dict[str, Any]]] | None = None
+        self._source_options: dict[str, Any] = {}
 
     # --- public -----------------------------------------------------------
 
@@ -234,6 +249,7 @@ class PlanRunner:
     def _execute(self, flow: FlowPlan, run_id: str, started: dt.datetime,
                  batch: MappedBatch, result: FlowResult) -> None:
         clock = time.perf_counter()
+        self._source_options = {}
         context = {"flow": {"id": flow.id}, "run": {"id": run_id},
                    "now": started}
         lookups = {entity: list(self._entity_records(entity))
@@ -278,6 +294,7 @@ class PlanRunner:
         result.filtered = batch.filtered
         result.failed = len(batch.errors)
         result.seconds = time.perf_counter() - clock
+        result.warnings = list(self._source_options.get("warnings", []))
         for system_id, backend in sorted(touched.items()):
             self._write_report_tabs(flow, run_id, started, finished, system_id,
                                     backend, batch, result)
@@ -290,6 +307,11 @@ class PlanRunner:
         # a failed save left behind unrecorded.
         for system_id, object_name, keys in written:
             self.state.set_written_keys(system_id, object_name, keys)
+        # The incremental cursor moves only now that every destination committed,
+        # so a failed write is read again on the next run.
+        cursor = self._source_options.get("cursor_out", {}).get("value")
+        if cursor is not None and self._retry_input is None:
+            self.state.set_cursor(flow.id, flow.source.stream or "", str(cursor))
         entity = self.plan.entity(flow.map.entity)
         if self._retry_input is not None:
             return  # a retry carries some records only; the stored set stays
@@ -323,13 +345,29 @@ class PlanRunner:
             return
         system = self._resolved_system(self.plan.systems[source.system or ""])
         context = self._source_context(flow, system, started)
+        cursor_field = source.cursor
+        previous = context.options.get("cursor") if cursor_field else None
+        highest: Any = None
         for item in read_source(system, source.stream or "", context):
             if isinstance(item, SourceError):
                 batch.errors.append(ErrorRecord(
                     flow.id, item.code, item.message, item.key, item.field, item.raw,
                     item.position))
                 continue
+            if cursor_field is not None:
+                value = item.data.get(cursor_field)
+                if value is not None and previous is not None and \
+                        _cursor_order(value) <= _cursor_order(previous):
+                    batch.read += 1  # read, but an earlier run already took it
+                    batch.filtered += 1
+                    continue
+                if value is not None and (highest is None or
+                                          _cursor_order(value) > _cursor_order(highest)):
+                    highest = value
             yield item.data, item.position
+        out = context.options["cursor_out"]
+        if highest is not None and "value" not in out:
+            out["value"] = highest
 
     def _aggregated(self, flow: FlowPlan, items: Iterator[tuple[Mapping[str, Any], str]],
                     pipeline: FlowPipeline, batch: MappedBatch
@@ -370,8 +408,12 @@ class PlanRunner:
             if window.end is not None:
                 end = dt.datetime.combine(dt.date.fromisoformat(window.end),
                                           dt.time(), zone)
+        options: dict[str, Any] = {"cursor_out": {}, "warnings": []}
+        if flow.source.cursor is not None or system.kind == "http":
+            options["cursor"] = self.state.cursor(flow.id, flow.source.stream or "")
+        self._source_options = options
         return SourceContext(base_dir=self.root, now=started, window_start=start,
-                             window_end=end)
+                             window_end=end, options=options)
 
     def _resolved_system(self, system: SystemPlan) -> SystemPlan:
         settings = {name: resolve(value, self.root) if isinstance(value, str) else value

@@ -297,6 +297,8 @@ def _print_summary(results: list[FlowResult]) -> None:
     for destination in destinations:
         click.echo(f"wrote {destination}")
     for result in results:
+        for warning in result.warnings:
+            click.echo(f"warning: flow {result.flow!r}: {warning}", err=True)
         if result.status != "succeeded":
             click.echo(f"error: flow {result.flow!r} failed: {result.message}",
                        err=True)

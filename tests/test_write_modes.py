@@ -124,3 +124,44 @@ def test_bad_rows_never_stop_the_run(tmp_path: Path) -> None:
     bad = next(e for e in result.errors if e["code"] == "not_integer")
     assert bad["raw"] == "not-a-number"
     assert bad["field"] == "id"
+
+
+def test_cursor_reads_only_newer_records(tmp_path: Path) -> None:
+    root = make_project(tmp_path, "{system: out, object: Rows, mode: upsert}",
+                        "id,name\n1,a\n2,b\n")
+    spec = (root / "syncplan.yaml").read_text().replace(
+        "source: {system: src}", "source: {system: src, cursor: id}")
+    (root / "syncplan.yaml").write_text(spec)
+    first = run(root)
+    (root / "rows.csv").write_text("id,name\n1,a\n2,b\n3,c\n10,d\n")
+    second = run(root)
+    state = StateStore(root / "state.db")
+    try:
+        cursor = state.cursor("rows", "rows")
+    finally:
+        state.close()
+
+    assert (first.read, first.created) == (2, 2)
+    assert (second.read, second.filtered, second.created) == (4, 2, 2)
+    assert cursor == "10"
+    assert data_rows(root) == [(1, "a"), (2, "b"), (3, "c"), (10, "d")]
+
+
+def test_cursor_stays_when_the_write_fails(tmp_path: Path) -> None:
+    root = make_project(tmp_path, "{system: out, object: Rows, mode: upsert}",
+                        "id,name\n1,a\n")
+    spec = (root / "syncplan.yaml").read_text().replace(
+        "source: {system: src}", "source: {system: src, cursor: id}")
+    (root / "syncplan.yaml").write_text(spec)
+    run(root)
+    (root / "rows.csv").write_text("id,name\n1,a\n2,b\n")
+    (root / "out.xlsx").write_text("not a workbook")  # the save will fail
+    failed = run(root)
+    state = StateStore(root / "state.db")
+    try:
+        cursor = state.cursor("rows", "rows")
+    finally:
+        state.close()
+
+    assert failed.status == "failed"
+    assert cursor == "1"

@@ -389,6 +389,10 @@ def cell_values_equal(old: Any, new: Any) -> bool:
         return _is_blank_cell(old) and _is_blank_cell(new)
     if isinstance(old, bool) or isinstance(new, bool):
         return type(old) is type(new) and old == new
+    if _is_number(old) and isinstance(new, (dt.date, dt.timedelta)):
+        # A backend that reads unformatted values (Google Sheets) returns a date
+        # cell as its serial number; the same serial is the same value.
+        return _numbers_equal(old, date_serial(new))
     if _is_number(old) or _is_number(new):
         return _is_number(old) and _is_number(new) and _numbers_equal(old, new)
     if isinstance(old, dt.datetime) or isinstance(new, dt.datetime):
@@ -400,6 +404,23 @@ def cell_values_equal(old: Any, new: Any) -> bool:
         return both and abs(old - new) < _TIME_TOLERANCE
 
     return type(old) is type(new) and old == new
+
+
+_SERIAL_EPOCH = dt.datetime(1899, 12, 30)
+
+
+def date_serial(value: dt.date | dt.timedelta) -> float:
+    """Return the spreadsheet serial of a date, naive datetime or duration.
+
+    Days since 1899-12-30, the epoch Excel and Google Sheets share, with the time
+    of day as the fraction; a duration is its length in days.
+    """
+    if isinstance(value, dt.timedelta):
+        return value.total_seconds() / 86_400
+    if isinstance(value, dt.datetime):
+        delta = value.replace(tzinfo=None) - _SERIAL_EPOCH
+        return delta.days + (delta.seconds + delta.microseconds / 1e6) / 86_400
+    return float((value - _SERIAL_EPOCH.date()).days)
 
 
 def _is_blank_cell(value: Any) -> bool:

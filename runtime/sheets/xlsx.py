@@ -44,7 +44,7 @@ from openpyxl.workbook.workbook import Workbook
 from openpyxl.worksheet.formula import ArrayFormula, DataTableFormula
 from openpyxl.worksheet.worksheet import Worksheet
 
-from runtime.sheets.base import CellKind, ChangeSet, Grid, SheetBackend
+from runtime.sheets.base import BackendError, CellKind, ChangeSet, Grid, SheetBackend
 
 logger = logging.getLogger(__name__)
 
@@ -64,7 +64,7 @@ _ROW_RANGE = re.compile(r"(\$?)(\d+):(\$?)(\d+)")
 _REF_ERROR = "#REF!"
 
 
-class XlsxFileError(Exception):
+class XlsxFileError(BackendError):
     """The workbook file cannot be opened or saved. The message names the fix."""
 
 

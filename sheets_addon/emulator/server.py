@@ -13,6 +13,7 @@ method itself, then a :class:`~requestlog.RequestRecord` in :attr:`log`.
 
 from __future__ import annotations
 
+import json
 import logging
 import socket
 import threading
@@ -25,7 +26,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 from . import errors
 from .faults import Fault, FaultQueue
 from .requestlog import RequestLog, RequestRecord
-from .routes import Response, Route, error_response, resolve_route
+from .routes import JSON_TYPE, Response, Route, error_response, resolve_route
 from .state import Spreadsheet, Store
 from .transport import LOOPBACK_HOSTS, EmulatorSession
 
@@ -339,6 +340,8 @@ class SheetsEmulator:
             fault = self.faults.take(method, decoded_path)
             response, headers = self._run(route, fault, method, decoded_path)
 
+        if response is not None and params.get("prettyPrint") == ["false"]:
+            response = _compact(response)
         dropped = fault is not None and fault.kind == "timeout_after_apply" and fault.drop
         # Logged before sending, so a client that has its response also finds
         # the request in the log.
@@ -367,7 +370,7 @@ class SheetsEmulator:
         if fault is not None and fault.kind == "error_after_apply":
             applied, _ = self._run(route, None, method, path)
             error = fault.error_for(method, path)
-            logger.info("applied %s %s (status %d), answering %d", method, path, applied.status, error.code)
+            logger.info("applied %s %s (status %d), responding with %d", method, path, applied.status, error.code)
             return error_response(error), dict(error.headers)
         try:
             return route.run(), {}
@@ -402,6 +405,18 @@ class SheetsEmulator:
         except OSError as error:
             logger.info("client disconnected before the response to %s: %s", handler.path, error)
             handler.close_connection = True
+
+
+def _compact(response: Response) -> Response:
+    """Re-serialize a JSON answer without indentation, as ``prettyPrint=false`` asks.
+
+    Google's APIs indent their JSON unless that system parameter is false.
+    """
+    if response.content_type != JSON_TYPE or not response.body:
+        return response
+    payload = json.loads(response.body)
+    body = json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    return Response(response.status, body, response.content_type)
 
 
 def _has_bearer_token(header: str | None) -> bool:

@@ -1,11 +1,15 @@
 """The Google Sheets backend of the sheet layer, through gspread.
 
-A sync of one tab costs at most three requests, whatever its size:
+A sync of one tab costs at most three requests whatever its size, and the
+first sync of a backend one more (see 1):
 
-1. one ``spreadsheets.get`` with grid data of that tab only, which also returns
-   the properties (grid size) of every tab, needed to project the cell count;
+1. one ``spreadsheets.get`` with grid data of that tab only. The first read of
+   a backend costs one more, for the properties (grid size) of every tab that
+   the cell count projection needs, because a read of one tab's range returns
+   only that tab. A tab that does not exist costs no grid read;
 2. at most one ``spreadsheets:batchUpdate`` for structure: add the tab, delete
-   rows (mirror), grow the grid, set number formats on the new date cells;
+   rows (mirror), grow the grid, set number formats on the date cells that need
+   one (``sheets_addon.google.formats``);
 3. one ``values:batchUpdate`` with ``valueInputOption=RAW`` carrying only the
    changed cells, grouped into ranges.
 
@@ -15,9 +19,11 @@ numbers of the value ranges are those after the deletion.
 
 Limits are checked before the first write: a sync that would take the
 spreadsheet past 10 million cells writes nothing. Retries, the request budget
-and ambiguous failures are handled by ``sheets_addon.google.session``; after a
-timeout that may have applied a write, the cells are read again before anything
-is resent.
+and ambiguous failures are handled by ``sheets_addon.google.session``. After a
+timeout or a 5xx response that may have applied a write, the spreadsheet is read
+again, and the write is resent only when it did not apply: a new tab is looked
+for, the first row to delete is compared with the row read before, a grown grid
+is measured, and values are compared cell by cell.
 """
 
 from __future__ import annotations
@@ -53,6 +59,11 @@ MAX_CELL_CHARS = 50_000
 MAX_SUBREQUESTS = 100_000
 MAX_BODY_BYTES = 2_000_000
 HEADROOM_ROWS = 100
+# What a tab read asks for: each cell's entered value (a formula stays a formula)
+# and its number format type, which tells a date serial from a number. Leaving
+# out effectiveValue and pretty-printing cuts the answer to about a third.
+GRID_FIELDS = ("sheets(properties(sheetId,title,gridProperties),"
+               "data(rowData(values(userEnteredValue,userEnteredFormat/numberFormat))))")
 
 
 class SheetsBackendError(BackendError):
@@ -123,9 +134,8 @@ class GoogleSheetsBackend:
         params = {
             "includeGridData": "true",
             "ranges": quote_sheet(tab.title),
-            "fields": "sheets(properties(sheetId,title,gridProperties),"
-                      "data(rowData(values(userEnteredValue,effectiveValue,"
-                      "userEnteredFormat/numberFormat))))",
+            "fields": GRID_FIELDS,
+            "prettyPrint": "false",
         }
         metadata = self._call(self.http.fetch_sheet_metadata, self.spreadsheet_id,
                               params)
@@ -141,8 +151,12 @@ class GoogleSheetsBackend:
         return found
 
     def apply(self, name: str, changes: ChangeSet) -> None:
-        """Write one tab's changes: at most one structural and one values request."""
-        if self._tabs is None:
+        """Write one tab's changes: at most one structural and one values request.
+
+        The rows of ``changes`` refer to the tab as read, so a tab this backend
+        has not read yet is read first, which costs one more request.
+        """
+        if self._tabs is None or name.casefold() not in self._extents:
             self.read_tab(name)
         assert self._tabs is not None
         tab = self._tabs.get(name.casefold())
@@ -201,7 +215,8 @@ class GoogleSheetsBackend:
         if grown_from is not None:
             structure.extend(written_cell_formats(
                 sheet_id, changes, self._formats.get(name.casefold(), {}),
-                _row_shift(deleted), first_new_row, len(deleted), grown_from))
+                _row_shift(deleted), first_new_row, len(deleted), grown_from,
+                new_columns))
 
         data = _value_ranges(title, changes, deleted, first_new_row)
         if structure:
@@ -264,6 +279,8 @@ class GoogleSheetsBackend:
         sent, the write applied and must not be sent again.
         """
         def resend_is_safe(error: Exception) -> bool:
+            # NOTE: every range goes in the query string; a sync changing
+            # thousands of rows may pass the URL length Google accepts.
             ranges = [entry["range"] for entry in data]
             logger.warning("write to %s may have applied (%s); reading %d range(s)"
                            " before resending", self.spreadsheet_id, error,
@@ -298,10 +315,11 @@ class GoogleSheetsBackend:
                 return self._fetch_tab(sheet_id, with_grid=False) is None
             if "deleteDimension" in kinds:
                 # Rows are deleted from the bottom up, so the row of the first
-                # deletion has not moved since the tab was read, and it holds a
+                # deletion has not moved since the tab was read, and it contains a
                 # different row (mirror deletes only unique keys) once applied.
-                row = requests[[next(iter(r)) for r in requests].index(
-                    "deleteDimension")]["deleteDimension"]["range"]["startIndex"]
+                first_deletion = next(request["deleteDimension"] for request
+                                      in requests if "deleteDimension" in request)
+                row = first_deletion["range"]["startIndex"]
                 fetched = self._fetch_tab(sheet_id, with_grid=True)
                 before = self._grids.get(name.casefold(), Grid([]))
                 return fetched is not None and _same_row(fetched[1], before, row)
@@ -309,7 +327,7 @@ class GoogleSheetsBackend:
                 fetched = self._fetch_tab(sheet_id, with_grid=False)
                 return fetched is None or (fetched[0].rows, fetched[0].columns) != (
                     rows, columns)
-            # Number formats set twice are set once.
+            # Setting the same number formats again changes nothing.
             return True
 
         return resend_is_safe
@@ -327,8 +345,7 @@ class GoogleSheetsBackend:
             if not with_grid:
                 return info, Grid([])
             params = {"includeGridData": "true", "ranges": quote_sheet(info.title),
-                      "fields": "sheets(data(rowData(values(userEnteredValue,"
-                                "effectiveValue,userEnteredFormat/numberFormat))))"}
+                      "fields": GRID_FIELDS, "prettyPrint": "false"}
             grid_data = self.http.fetch_sheet_metadata(self.spreadsheet_id, params)
             sheets = grid_data.get("sheets") or [{}]
             return info, _grid_from(sheets[0].get("data") or [])

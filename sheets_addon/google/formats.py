@@ -3,8 +3,8 @@
 Under ``valueInputOption=RAW`` a date travels as a serial number, and Sheets shows
 (and the backend reads back) a serial as a date only when the cell's number format
 is a date format. Columns and grid rows that syncplan adds get the format of
-their kind in the structural request; this module covers the other cells written:
-those of rows a person added, or of grid rows that were already there. The rule
+their kind in the structural request. This module covers the other cells written,
+those of rows a person added or of grid rows that were already there. The rule
 is the one the ``.xlsx`` backend follows: a format of the right type is kept (a
 person's ``dd/mm/yyyy`` stays), a date-like cell without one gets the default of
 its kind, and a number written into a date-formatted cell loses the date format,
@@ -29,19 +29,21 @@ Position = tuple[int, int]
 
 def written_cell_formats(sheet_id: int, changes: ChangeSet, known: dict[Position, str],
                          shift: Callable[[int], int], first_new_row: int,
-                         deleted_count: int, grown_from: int) -> list[dict[str, Any]]:
-    """Return ``repeatCell`` requests for written cells whose format misfits their kind.
+                         deleted_count: int, grown_from: int,
+                         new_columns: set[int]) -> list[dict[str, Any]]:
+    """Return ``repeatCell`` requests for written cells whose format does not fit their kind.
 
     ``known`` maps a cell (row and column as read) to its number format type.
-    ``shift`` turns a row as read into its row after the deletions, and rows from
-    ``grown_from`` on (after the deletions) are new grid rows that the caller
-    formats already. Row indexes of the requests are those after the deletions,
-    because the requests follow the deletions in the same batch.
+    ``shift`` turns a row as read into its row after the deletions. Rows from
+    ``grown_from`` on (after the deletions) are new grid rows, and
+    ``new_columns`` are columns added by this sync: the caller formats both
+    whole. Row indexes of the requests are those after the deletions, because
+    the requests follow the deletions in the same batch.
     """
     targets: dict[tuple[int, str], set[int]] = {}
     for read_row, written_row, column, value in _written_cells(
             changes, shift, first_new_row, deleted_count):
-        if written_row == 0 or written_row >= grown_from:
+        if written_row == 0 or written_row >= grown_from or column in new_columns:
             continue
         number_format = _needed_format(changes.column_kinds.get(column), value,
                                        known.get((read_row, column)))

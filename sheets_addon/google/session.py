@@ -62,7 +62,7 @@ class SyncplanHTTPClient(HTTPClient):
 def retry_policy(system: SystemPlan) -> RetryPolicy:
     """Return the retry policy of a Sheets system: the defaults, with 503 ambiguous.
 
-    Whether Sheets can answer 503 after it committed a write is not documented,
+    Whether Sheets can respond with 503 after it committed a write is not documented,
     and resending a row deletion that did apply deletes other rows. So a write
     that got a 503 is resent only after the backend has read the spreadsheet
     back; reads are retried as usual.
