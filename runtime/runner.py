@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from compiler.plan import FlowPlan, Plan, SystemPlan
+from runtime.destinations import WRITERS, WriteContext, destination_label
 from runtime.mapping import MappingProblem
 from runtime.pipeline import ErrorRecord, FlowPipeline, MappedBatch, aggregate
 from runtime.references import UnresolvedReference, resolve
@@ -274,8 +275,13 @@ class PlanRunner:
 
         touched: dict[str, SheetBackend] = {}
         written: list[tuple[str, str, set[str]]] = []
+        earlier: dict[str, dict[str, str]] = {}
         for destination in flow.destinations:
             system = self.plan.systems[destination.system]
+            if system.kind != "sheets":
+                self._write_other(flow, destination, system, run_id, started, batch,
+                                  result, earlier)
+                continue
             backend = self._backend(system)
             touched[system.id] = backend
             keys = self._write_destination(flow, destination, system, backend, records,
@@ -485,6 +491,34 @@ class PlanRunner:
         result.unchanged += sync.unchanged
         result.deleted += sync.deleted
         return set(sync.written_keys)
+
+    def _write_other(self, flow: FlowPlan, destination: Any, system: SystemPlan,
+                     run_id: str, started: dt.datetime, batch: MappedBatch,
+                     result: FlowResult, earlier: dict[str, dict[str, str]]) -> None:
+        """Write a destination that is not a spreadsheet through its kind's writer."""
+        factory = WRITERS.get(system.kind)
+        if factory is None:
+            raise RunFailed(f"system {system.id!r} of kind {system.kind!r} cannot be"
+                            " written by this version of syncplan")
+        context = WriteContext(root=self.root, run_id=run_id, now=started,
+                               state=self.state, earlier=earlier,
+                               dry_run=self.dry_run)
+        written = factory(self._resolved_system(system), self.root).write(
+            flow, destination, list(batch.records.items()), context)
+        for problem in written.problems:
+            batch.errors.append(ErrorRecord(flow.id, problem.code, problem.message,
+                                            problem.key, problem.field, problem.raw,
+                                            destination_label(destination)))
+        earlier[destination_label(destination)] = written.ids
+        result.previews.append(Preview(destination_label(destination),
+                                       written.created, written.updated,
+                                       written.unchanged, written.deleted, []))
+        result.created += written.created
+        result.updated += written.updated
+        result.unchanged += written.unchanged
+        result.deleted += written.deleted
+        result.destinations.append(f"{destination_label(destination)}"
+                                   f" ({written.location or system.id})")
 
     def _write_report_tabs(self, flow: FlowPlan, run_id: str, started: dt.datetime,
                            finished: dt.datetime, system_id: str, backend: SheetBackend,

@@ -15,6 +15,8 @@ Tables:
   and by flows whose source is an entity.
 - ``written_keys``: the keys of rows syncplan wrote to each destination object;
   ``mirror`` deletes only rows whose key is here.
+- ``id_map``: for destinations that name records by their own ids (REST APIs),
+  the id each source key was created as, so a rerun updates instead of creating.
 """
 
 from __future__ import annotations
@@ -69,6 +71,13 @@ CREATE TABLE IF NOT EXISTS records (
     flow TEXT NOT NULL,
     data TEXT NOT NULL,
     PRIMARY KEY (entity, flow, record_key)
+);
+CREATE TABLE IF NOT EXISTS id_map (
+    system TEXT NOT NULL,
+    object TEXT NOT NULL,
+    record_key TEXT NOT NULL,
+    remote_id TEXT NOT NULL,
+    PRIMARY KEY (system, object, record_key)
 );
 CREATE TABLE IF NOT EXISTS written_keys (
     system TEXT NOT NULL,
@@ -232,6 +241,23 @@ class StateStore:
         for flow, data in rows:
             if flow not in skipped:
                 yield json.loads(data)
+
+    # --- id map -----------------------------------------------------------
+
+    def remote_ids(self, system: str, object_name: str) -> dict[str, str]:
+        """Return source key -> remote id for one destination object."""
+        with self._lock:
+            rows = self._db.execute("SELECT record_key, remote_id FROM id_map WHERE"
+                                    " system = ? AND object = ?",
+                                    (system, object_name)).fetchall()
+        return dict(rows)
+
+    def set_remote_id(self, system: str, object_name: str, key: str,
+                      remote_id: str) -> None:
+        """Record the remote id of one key; called as soon as a create succeeds."""
+        with self.transaction() as db:
+            db.execute("INSERT OR REPLACE INTO id_map VALUES (?, ?, ?, ?)",
+                       (system, object_name, key, remote_id))
 
     # --- written keys -----------------------------------------------------
 

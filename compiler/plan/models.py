@@ -260,6 +260,9 @@ class DestinationPlan(_Model):
     """create: fields that make a create safe to repeat."""
     columns: list[ColumnPlan]
     """Columns written, in order."""
+    options: dict[str, Any] = Field(default_factory=dict)
+    """Settings of the destination's connector, such as the requests of an http
+    destination; references to secrets stay references."""
 
 
 class RetryPlan(_Model):
