@@ -1,9 +1,9 @@
 """Semantic checks and lowering of a merged, schema-valid project into plan parts.
 
-The schema has already checked shapes; this module checks meaning: that every
-name refers to something defined, that mapped values fit their fields, that
-templates parse and read existing fields, that settings hold no literal secret and
-that each write mode has the key it needs. Ownership and cycles are checked by
+The schema has already checked shapes, so this module checks meaning. Every name
+must refer to something defined, and mapped values must fit their fields.
+Templates must parse and read existing fields, settings must contain no literal
+secret, and each write mode must have the key it needs. Ownership and cycles are checked by
 ``compiler.ownership`` on the result.
 
 Each ``_lower_*`` method returns the plan model of one part, or ``None`` when the
@@ -147,6 +147,10 @@ class Analyzer:
                     if k not in ("kind", "description", "auth", "rate_limit", "scopes")}
         for key, value in sorted(settings.items()):
             ok &= self._check_setting_text(value, join_pointer(pointer, key), key)
+        webhook = spec.get("webhook")
+        if isinstance(webhook, dict) and "secret" in webhook:
+            ok &= self._check_webhook_secret(webhook["secret"],
+                                             f"{pointer}/webhook/secret")
         auth = spec.get("auth")
         if auth is not None:
             for key, value in sorted(auth.items()):
@@ -183,6 +187,14 @@ class Analyzer:
                            "use ',', ';', '\\t' or 'auto'")
                 return False
         return True
+
+    def _check_webhook_secret(self, value: Any, pointer: str) -> bool:
+        if isinstance(value, str) and is_reference(value):
+            return True
+        self.error("E501", "the webhook secret holds a literal value; secrets must be"
+                   " references", pointer, "move the secret out of the spec and"
+                   " write ${env:WEBHOOK_SECRET} or ${file:secrets/webhook} instead")
+        return False
 
     def _check_setting_text(self, value: Any, pointer: str, key: str, *,
                             in_auth: bool = False) -> bool:

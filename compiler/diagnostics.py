@@ -1,7 +1,7 @@
 """Diagnostics: problems found in a spec project, as data.
 
 Every check yields ``Diagnostic`` values instead of raising, so one run reports
-every problem at once. A diagnostic knows where it is (file, 1-based line and
+every problem at once. A diagnostic records where it is (file, 1-based line and
 column, and the JSON pointer of the node inside the merged project) and carries a
 hint that says what to do.
 
@@ -48,7 +48,7 @@ CODES: dict[str, str] = {
     "E202": "unknown entity",
     "E203": "unknown field",
     "E204": "unknown stream",
-    "E205": "unknown flow",
+    "E205": "entity read but produced by no flow",
     "E206": "system cannot be read",
     "E207": "system cannot be written",
     "E208": "field has no mapping",
@@ -57,7 +57,7 @@ CODES: dict[str, str] = {
     "E302": "field written into its owner",
     "E303": "field written by two flows",
     "E304": "write cycle between systems",
-    "E305": "lookup depends on itself",
+    "E305": "flows depend on each other in a loop",
     "E401": "type does not fit the field",
     "E402": "template syntax error",
     "E403": "template names an unknown variable",
@@ -70,7 +70,6 @@ CODES: dict[str, str] = {
     "E601": "create needs an idempotency key",
     "E602": "write mode needs a key",
     "E603": "key is not a field of the entity",
-    "W001": "file is not part of the project",
 }
 
 

@@ -32,11 +32,6 @@ def _read_fields(flow: FlowPlan) -> list[str]:
     return [m.field for m in flow.map.fields if m.source.kind in ("path", "template")]
 
 
-def _written_fields(flow: FlowPlan) -> dict[int, list[str]]:
-    return {index: [column.field for column in destination.columns]
-            for index, destination in enumerate(flow.destinations)}
-
-
 def check_ownership(project: Project, analysis: Analysis) -> list[Diagnostic]:
     problems: list[Diagnostic] = []
     flows = [analysis.flows[name] for name in sorted(analysis.flows)]
