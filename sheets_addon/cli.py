@@ -13,6 +13,7 @@ import dataclasses
 import json
 import logging
 import os
+import signal
 import sqlite3
 import sys
 import time
@@ -293,9 +294,16 @@ def _print_summary(results: list[FlowResult]) -> None:
         click.echo("  ".join(str(cell).ljust(width) if index < 2
                              else str(cell).rjust(width)
                              for index, (cell, width) in enumerate(zip(line, widths))))
-    destinations = sorted({d for r in results for d in r.destinations})
-    for destination in destinations:
-        click.echo(f"wrote {destination}")
+    # "report/Clients (out/report.xlsx)": one line per place, listing its objects.
+    objects: dict[str, list[str]] = {}
+    for result in results:
+        for destination in result.destinations:
+            label, _, where = destination.partition(" (")
+            labels = objects.setdefault(where.rstrip(")") or label, [])
+            if label not in labels:
+                labels.append(label)
+    for where, labels in objects.items():
+        click.echo(f"wrote {where}: {', '.join(labels)}")
     for result in results:
         for warning in result.warnings:
             click.echo(f"warning: flow {result.flow!r}: {warning}", err=True)
@@ -310,6 +318,145 @@ def _print_summary(results: list[FlowResult]) -> None:
                 field = f" {error['field']}" if error.get("field") else ""
                 click.echo(f"  [{error['code']}] {where}{field}: {error['message']}",
                            err=True)
+
+
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
+
+
+@cli.command()
+@click.argument("path", type=click.Path(path_type=Path))
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to listen on.")
+@click.option("--port", default=8080, show_default=True, type=int,
+              help="TCP port to listen on.")
+@click.option("--state", "state_path", type=click.Path(path_type=Path, dir_okay=False),
+              help="SQLite state file; default .syncplan/state.db in the project.")
+@click.option("--workers", default=2, show_default=True, type=click.IntRange(1, 64),
+              help="Runs executed at the same time by this process.")
+@click.option("--threads", default=8, show_default=True, type=click.IntRange(1, 256),
+              help="HTTP request threads of the WSGI server (waitress).")
+@click.option("--client-id", envvar="SYNCPLAN_OAUTH_CLIENT_ID",
+              help="OAuth client id of the add-on; ID tokens must carry it as"
+              " their audience.  [env: SYNCPLAN_OAUTH_CLIENT_ID]")
+@click.option("--public-url", envvar="SYNCPLAN_PUBLIC_URL",
+              help="Scheme and host callers use, such as https://sync.example;"
+              " webhook signatures that cover the URL are checked against it.")
+@click.option("--dev", "dev_mode", is_flag=True,
+              help="Run without an OAuth client id, accepting API keys only;"
+              " loopback addresses only.")
+def serve(path: Path, host: str, port: int, state_path: Path | None, workers: int,
+          threads: int, client_id: str | None, public_url: str | None,
+          dev_mode: bool) -> None:
+    """Serve the JSON API of the spec project at PATH for the Sheets add-on."""
+    import waitress
+
+    from sheets_addon.server import ServerConfigError, create_app
+
+    if dev_mode and host not in LOOPBACK_HOSTS:
+        raise UserError(f"--dev binds to loopback only, not {host!r}; drop --host"
+                        " or pass --client-id to serve beyond this machine")
+    logging.getLogger("sheets_addon").setLevel(logging.INFO)
+    try:
+        app = create_app(path, state_path=state_path, oauth_client_id=client_id,
+                         dev_mode=dev_mode, workers=workers, public_url=public_url)
+    except ServerConfigError as exc:
+        raise UserError(str(exc)) from None
+    backend = app.extensions["syncplan"]
+    click.echo(f"serving {path} on http://{host}:{port}/api/v1"
+               f" ({workers} worker(s))", err=True)
+    # SIGTERM (systemd, docker stop) ends the serve loop like Ctrl-C, so the
+    # finally below lets running runs finish or marks them interrupted.
+    signal.signal(signal.SIGTERM, _exit_on_signal)
+    try:
+        waitress.serve(app, host=host, port=port, threads=threads,
+                       ident="syncplan", _quiet=True)
+    finally:
+        backend.close()
+
+
+def _exit_on_signal(signum: int, frame: Any) -> None:
+    raise SystemExit(0)
+
+
+@cli.group()
+def keys() -> None:
+    """Create, list and revoke the API keys of server-to-server callers."""
+
+
+def _server_store(path: Path | None, state_path: Path | None) -> Any:
+    from sheets_addon.server.store import ServerStore
+
+    if state_path is None:
+        if path is None:
+            raise click.UsageError("pass --state FILE or --project PATH")
+        _plan, root = load_target(path, None)
+        state_path = root / ".syncplan" / "state.db"
+    try:
+        return ServerStore(state_path)
+    except (OSError, sqlite3.DatabaseError) as exc:
+        raise UserError(f"cannot open the state store {str(state_path)!r}: {exc}"
+                        ) from None
+
+
+_KEY_OPTIONS = [
+    click.option("--state", "state_path",
+                 type=click.Path(path_type=Path, dir_okay=False),
+                 help="SQLite state file the server uses."),
+    click.option("--project", "project", type=click.Path(path_type=Path),
+                 help="Spec project whose default state file to use."),
+]
+
+
+def _key_options(command: Any) -> Any:
+    for option in reversed(_KEY_OPTIONS):
+        command = option(command)
+    return command
+
+
+@keys.command(name="create")
+@click.option("--name", required=True, help="Who or what uses the key.")
+@_key_options
+def keys_create(name: str, state_path: Path | None, project: Path | None) -> None:
+    """Create an API key and print it once; only its hash is stored."""
+    store = _server_store(project, state_path)
+    try:
+        record, key = store.create_api_key(name)
+    finally:
+        store.close()
+    click.echo(key)
+    click.echo(f"created key {record.key_id} for {name!r}; store it now, it is not"
+               " shown again", err=True)
+
+
+@keys.command(name="list")
+@_key_options
+def keys_list(state_path: Path | None, project: Path | None) -> None:
+    """List API keys: id, name, creation time, revocation time."""
+    store = _server_store(project, state_path)
+    try:
+        records = store.api_keys()
+    finally:
+        store.close()
+    for record in records:
+        state = f"revoked {record.revoked_at}" if record.revoked_at else "active"
+        click.echo(f"{record.key_id}  {record.name}  created {record.created_at}"
+                   f"  {state}")
+
+
+@keys.command(name="revoke")
+@click.argument("key_id")
+@_key_options
+def keys_revoke(key_id: str, state_path: Path | None, project: Path | None) -> None:
+    """Revoke the API key with id KEY_ID (as shown by 'keys list')."""
+    store = _server_store(project, state_path)
+    try:
+        revoked = store.revoke_api_key(key_id)
+    finally:
+        store.close()
+    if not revoked:
+        raise UserError(f"no active key {key_id!r}; 'syncplan keys list' shows the"
+                        " key ids")
+    click.echo(f"revoked key {key_id}", err=True)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -126,8 +126,11 @@ def test_e2e_google_run_succeeds(reports: Reports) -> None:
     for flow in FLOWS:
         assert f"\n{flow} " in f"\n{run.stdout}"
     location = f"https://docs.google.com/spreadsheets/d/{reports.spreadsheet}"
+    wrote = [line for line in run.stdout.splitlines()
+             if line.startswith(f"wrote {location}: ")]
+    assert len(wrote) == 1, run.stdout
     for tab in DATA_TABS:
-        assert f"wrote report/{tab} ({location})" in run.stdout
+        assert f"report/{tab}" in wrote[0]
     assert reports.xlsx_run.returncode == 0, reports.xlsx_run.stderr
 
 
