@@ -105,8 +105,9 @@ KINDS: dict[str, KindInfo] = {
         writable=True,
         streams={},
     ),
+    # An http system declares its streams, and their fields, in the spec.
     "http": KindInfo(
-        "A REST API.",
+        "A REST API whose streams are declared under 'streams' of the system.",
         readable=True,
         writable=True,
         streams={},

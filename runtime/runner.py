@@ -372,7 +372,8 @@ class PlanRunner:
                     highest = value
             yield item.data, item.position
         out = context.options["cursor_out"]
-        if highest is not None and "value" not in out:
+        # An http stream moves its own cursor, and only when it read to the end.
+        if highest is not None and "value" not in out and system.kind != "http":
             out["value"] = highest
 
     def _aggregated(self, flow: FlowPlan, items: Iterator[tuple[Mapping[str, Any], str]],
@@ -417,6 +418,8 @@ class PlanRunner:
         options: dict[str, Any] = {"cursor_out": {}, "warnings": []}
         if flow.source.cursor is not None or system.kind == "http":
             options["cursor"] = self.state.cursor(flow.id, flow.source.stream or "")
+        if flow.source.cursor is not None:
+            options["cursor_field"] = flow.source.cursor
         self._source_options = options
         return SourceContext(base_dir=self.root, now=started, window_start=start,
                              window_end=end, options=options)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 
 from compiler.plan import SystemPlan
-from runtime.sources import csvfile, ics, jsonfile
+from runtime.sources import csvfile, http, ics, jsonfile
 from runtime.sources.base import (
     SourceContext,
     SourceError,
@@ -20,6 +20,7 @@ READERS: dict[str, Reader] = {
     "json": jsonfile.read,
     "ndjson": jsonfile.read_ndjson,
     "ics": ics.read,
+    "http": http.read,
 }
 
 
@@ -30,7 +31,7 @@ def read_source(system: SystemPlan, stream: str,
     if reader is None:
         raise SourceUnavailable(
             f"system {system.id!r} of kind {system.kind!r} cannot be read by this"
-            " version of syncplan; read from a csv, json, ndjson or ics system")
+            " version of syncplan; read from a csv, json, ndjson, ics or http system")
     return reader(system, stream, context)
 
 

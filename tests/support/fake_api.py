@@ -1,7 +1,7 @@
 """A scriptable REST API on 127.0.0.1, for tests of the ``http`` source.
 
 ``FakeAPI`` runs a ``ThreadingHTTPServer`` in a thread, records every request it
-receives and answers each one from the route of its method and path. A route is
+receives and responds to each one from the route of its method and path. A route is
 a ``Reply``, a list of replies served in order (then a 500 naming the route once
 the list is used up), or a function of the ``Received`` request.
 
@@ -56,7 +56,7 @@ class Received:
 
 @dataclass
 class Reply:
-    """One scripted answer. ``delay`` seconds pass before it is sent."""
+    """One scripted response, sent after ``delay`` seconds."""
 
     status: int = 200
     body: bytes = b""
@@ -102,7 +102,7 @@ class FakeAPI:
         return f"http://{host}:{port}"
 
     def route(self, method: str, path: str, route: Route) -> None:
-        """Answer ``method path`` (path without query) with ``route``."""
+        """Respond to ``method path`` (the path without query) with ``route``."""
         with self._lock:
             self._routes[(method.upper(), path)] = route
             self._served[(method.upper(), path)] = 0
