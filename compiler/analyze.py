@@ -17,6 +17,8 @@ import zoneinfo
 from dataclasses import dataclass, field
 from typing import Any
 
+from jinja2 import TemplateSyntaxError, nodes
+
 from compiler.catalog import KINDS, TYPE_FIT
 from compiler.diagnostics import Diagnostic, choices_hint
 from compiler.loader import join_pointer
@@ -40,6 +42,7 @@ from compiler.plan import (
     SystemPlan,
     TriggerPlan,
     Window,
+    make_environment,
 )
 from compiler.project import Project
 from compiler.templates import check_template, is_template
@@ -59,6 +62,24 @@ _PERIODS = {"second": 1.0, "minute": 60.0, "hour": 3600.0}
 _CRON_RANGES = ((0, 59), (0, 23), (1, 31), (1, 12), (0, 7))
 SHEETS_SCOPE = "https://www.googleapis.com/auth/spreadsheets"
 SHEETS_READONLY_SCOPE = "https://www.googleapis.com/auth/spreadsheets.readonly"
+# The settings each auth type of an http system needs.
+HTTP_AUTH_NEEDS = {
+    "bearer": ("token",),
+    "api_key": ("key",),
+    "basic": ("username", "password"),
+    "oauth2_client_credentials": ("token_url", "client_id", "client_secret"),
+    "oauth2_refresh_token": ("token_url", "client_id", "refresh_token"),
+}
+# Request headers, query parameters and body keys of an http stream that carry
+# credentials, so a literal value in them is caught like one under auth.
+_SECRET_HEADER = re.compile(
+    r"(?i)^(authorization|proxy-authorization|cookie|x-api-key|api-key|apikey)$"
+    r"|secret|password|api[-_]?key|[-_]token$"
+)
+_SECRET_PARAMETER = re.compile(
+    r"(?i)^(key|token|access_token|refresh_token|id_token|auth_token|hapikey"
+    r"|signature|sig)$|secret|password|api[-_]?key"
+)
 
 
 @dataclass
@@ -83,6 +104,27 @@ def parse_path(text: str) -> list[str | int]:
 
 def is_reference(value: str) -> bool:
     return bool(_REFERENCE.match(value))
+
+
+class PathFields(dict[str, str]):
+    """Declared fields of an http stream, keyed by dotted path into each record.
+
+    A mapping's ``from`` is always split at its dots against these, because an
+    http record is nested JSON, while the columns of a CSV file may contain
+    dots in their names.
+    """
+
+    def type_of(self, path: list[str | int]) -> str | None:
+        """Return the type at ``path``, "any" below a declared field, or None."""
+        for length in range(len(path), 0, -1):
+            declared = self.get(".".join(str(step) for step in path[:length]))
+            if declared is not None:
+                return declared if length == len(path) else "any"
+        return None
+
+    def heads(self) -> set[str]:
+        """Return the top-level keys the declared paths start with."""
+        return {name.split(".")[0] for name in self}
 
 
 class Analyzer:
@@ -160,6 +202,8 @@ class Analyzer:
             ok &= self.check_zone(spec["timezone"], f"{pointer}/timezone")
         kind = spec["kind"]
         ok &= self._check_kind_settings(name, kind, spec, pointer)
+        if kind == "http":
+            ok &= self._check_http_system(name, spec, pointer)
         rate_limit = None
         if "rate_limit" in spec:
             limit = spec["rate_limit"]
@@ -195,6 +239,71 @@ class Analyzer:
                    " references", pointer, "move the secret out of the spec and"
                    " write ${env:WEBHOOK_SECRET} or ${file:secrets/webhook} instead")
         return False
+
+    def _check_http_system(self, name: str, spec: dict[str, Any], pointer: str) -> bool:
+        ok = True
+        auth = spec.get("auth")
+        if auth is not None:
+            ok &= self._check_http_auth(name, auth, f"{pointer}/auth")
+        for stream, stream_spec in sorted(spec.get("streams", {}).items()):
+            stream_pointer = join_pointer(f"{pointer}/streams", stream)
+            for part, pattern in (("headers", _SECRET_HEADER),
+                                  ("query", _SECRET_PARAMETER),
+                                  ("body", _SECRET_PARAMETER)):
+                ok &= self._check_literal_credentials(
+                    stream_spec.get(part), pattern, join_pointer(stream_pointer, part),
+                    f"{part} of stream {stream!r}")
+        return ok
+
+    def _check_http_auth(self, name: str, auth: dict[str, Any], pointer: str) -> bool:
+        auth_type = auth["type"]
+        if auth_type not in HTTP_AUTH_NEEDS:
+            self.error("E104", f"http system {name!r} cannot use auth type"
+                       f" {auth_type!r}", f"{pointer}/type",
+                       "use one of " + ", ".join(HTTP_AUTH_NEEDS))
+            return False
+        ok = True
+        for needed in HTTP_AUTH_NEEDS[auth_type]:
+            if needed not in auth:
+                value = ("a reference such as ${env:" + needed.upper() + "}"
+                         if needed in SECRET_SETTINGS else "its value")
+                self.error("E103", f"auth of type {auth_type!r} of system {name!r}"
+                           f" needs {needed!r}", pointer,
+                           f"add '{needed}:' under auth with {value}")
+                ok = False
+        if auth_type == "api_key" and ("header" in auth) == ("query" in auth):
+            self.error("E105", f"the api_key auth of system {name!r} needs exactly one"
+                       " of 'header' and 'query'", pointer,
+                       "add 'header: X-Api-Key' to send the key in a header, or"
+                       " 'query: api_key' to send it in the query")
+            ok = False
+        return ok
+
+    def _check_literal_credentials(self, value: Any, pattern: re.Pattern[str],
+                                   pointer: str, where: str) -> bool:
+        """Report credential-named entries of ``value`` that hold no reference."""
+        if isinstance(value, list):
+            return all(self._check_literal_credentials(item, pattern,
+                                                       join_pointer(pointer, index),
+                                                       where)
+                       for index, item in enumerate(value))
+        if not isinstance(value, dict):
+            return True
+        ok = True
+        for key, item in sorted(value.items()):
+            item_pointer = join_pointer(pointer, key)
+            if isinstance(item, dict | list):
+                ok &= self._check_literal_credentials(item, pattern, item_pointer,
+                                                      where)
+            elif (isinstance(item, str) and item and pattern.search(key)
+                  and not _ANY_REFERENCE.search(item)):
+                self.error("E501", f"{key!r} in the {where} holds a literal value;"
+                           " secrets must be references", item_pointer,
+                           f"write ${{env:{_env_name(key)}}} (for a header such as"
+                           f" Authorization: 'Bearer ${{env:{_env_name(key)}}}'), or"
+                           " move the credential under 'auth'")
+                ok = False
+        return ok
 
     def _check_setting_text(self, value: Any, pointer: str, key: str, *,
                             in_auth: bool = False) -> bool:
@@ -447,11 +556,18 @@ class Analyzer:
         if stream not in streams:
             where = f"{pointer}/stream" if "stream" in spec else pointer
             shown = "(none)" if stream is None else repr(stream)
+            hint = choices_hint(stream or "", streams, "stream")
+            if system_spec["kind"] == "http" and not streams:
+                hint = (f"declare the endpoint under 'streams:' of system"
+                        f" {system_id!r}, such as 'streams: {{deals: {{path: /deals,"
+                        " records: results}}'")
             self.error("E204", f"unknown stream {shown} of system {system_id!r}",
-                       where, choices_hint(stream or "", streams, "stream"))
+                       where, hint)
             return None, None
         info = kind.streams.get(stream)
         fields = info.fields if info is not None else None
+        if system_spec["kind"] == "http":
+            fields = _http_stream_fields(system_spec["streams"][stream])
         if fields is None and "columns" in system_spec:
             fields = {column: "string" for column in system_spec["columns"]}
         if not self._check_cursor(spec, fields, pointer):
@@ -552,7 +668,8 @@ class Analyzer:
             raw = {"template": raw} if is_template(raw) else {"from": raw}
         if "from" in raw:
             path = parse_path(raw["from"])
-            if source_fields is not None and raw["from"] in source_fields:
+            if (source_fields is not None and raw["from"] in source_fields
+                    and not isinstance(source_fields, PathFields)):
                 path = [raw["from"]]
             if not path:
                 self.error("E105", f"empty path {raw['from']!r}", pointer,
@@ -574,6 +691,8 @@ class Analyzer:
     def _check_path(self, path: list[str | int], pointer: str, target: FieldPlan,
                     source_fields: dict[str, str] | None) -> FieldSource | None:
         head = path[0]
+        if isinstance(source_fields, PathFields):
+            return self._check_nested_path(path, pointer, target, source_fields)
         if source_fields is not None and isinstance(head, str):
             if head not in source_fields:
                 self.error("E203", f"the source has no field {head!r}", pointer,
@@ -587,6 +706,24 @@ class Analyzer:
                            f"map {_article(target.type)} source field, or convert it"
                            " with a template")
                 return None
+        return FieldSource(kind="path", path=path)
+
+    def _check_nested_path(self, path: list[str | int], pointer: str,
+                           target: FieldPlan,
+                           source_fields: PathFields) -> FieldSource | None:
+        text = ".".join(str(step) for step in path)
+        source_type = source_fields.type_of(path)
+        if source_type is None:
+            self.error("E203", f"the source has no field {text!r}", pointer,
+                       choices_hint(text, source_fields, "source field"))
+            return None
+        fits = TYPE_FIT.get(source_type)
+        if fits is not None and target.type not in fits:
+            self.error("E401", f"source field {text!r} is {source_type}, which does"
+                       f" not fit the {target.type} field {target.name!r}", pointer,
+                       f"map {_article(target.type)} source field, or convert it"
+                       " with a template")
+            return None
         return FieldSource(kind="path", path=path)
 
     def _lower_lookup(self, spec: dict[str, Any], pointer: str, target: FieldPlan,
@@ -694,6 +831,12 @@ class Analyzer:
             key = []
         if mode == "create":
             key = idempotency_key
+        if kind == "http" or "http" in spec:
+            fields = field_list("fields", []) if "fields" in spec else None
+            if not ok:
+                return None
+            return self._lower_http_destination(flow, spec, pointer, kind, entity, key,
+                                                idempotency_key, fields)
         default_fields = [f.name for f in entity.fields]
         written = field_list("fields", default_fields)
         for key_field in key:
@@ -721,13 +864,230 @@ class Analyzer:
                                key=key, idempotency_key=idempotency_key,
                                columns=columns)
 
+    # --- http destinations --------------------------------------------------
+
+    def _lower_http_destination(self, flow: str, spec: dict[str, Any], pointer: str,
+                                kind: str, entity: EntityPlan, key: list[str],
+                                idempotency_key: list[str],
+                                fields: list[str] | None) -> DestinationPlan | None:
+        """Check the ``http`` block of a destination and lower it into its options.
+
+        The destination's columns are the entity fields its templates read (or
+        its explicit ``fields``), so the ownership checks see what each request
+        sends. A key field owned by the destination system is left out of the
+        columns, because sending it back only names the record it belongs to,
+        such as the deal a note is attached to, and overwrites nothing.
+        """
+        label = f"{spec['system']}/{spec['object']}"
+        http = spec.get("http")
+        if kind != "http":
+            self.error("E105", f"destination {label} has 'http' settings, but system"
+                       f" {spec['system']!r} is of kind {kind!r}", f"{pointer}/http",
+                       "remove 'http', or write to a system of kind http")
+            return None
+        if http is None:
+            self.error("E103", f"destination {label} writes to an http system but has"
+                       " no 'http' settings", pointer, "add 'http: {create: {method:"
+                       " POST, path: /items, body: {...}}, id: id}'")
+            # Lowered as if it sent every field, so that the ownership checks
+            # report this destination's problems in the same run. The error
+            # above still keeps the project from compiling.
+            return self._lowered_http(spec, entity, key, idempotency_key,
+                                      fields or [f.name for f in entity.fields], {})
+        if not self._check_http_shape(label, spec["mode"], http, pointer):
+            return None
+        allowed = set(fields if fields is not None else
+                      [f.name for f in entity.fields]) | set(key) | set(idempotency_key)
+        record_source = (f"the 'fields' of destination {label}" if fields is not None
+                         else f"entity {entity.id!r}")
+        checked = self._check_http_templates(flow, label, http, pointer, allowed,
+                                             record_source)
+        ok = self._check_http_credentials(label, http, pointer)
+        if checked is None or not ok:
+            return None
+        reads, depends = checked
+        written = fields if fields is not None else [
+            f.name for f in entity.fields if f.name in reads]
+        return self._lowered_http(spec, entity, key, idempotency_key, written,
+                                  _http_options(http, sorted(depends)))
+
+    def _check_http_templates(self, flow: str, label: str, http: dict[str, Any],
+                              pointer: str, allowed: set[str], record_source: str
+                              ) -> tuple[set[str], set[str]] | None:
+        """Check every template; return the fields read and ``written`` labels used."""
+        earlier = self._earlier_labels(flow, pointer)
+        reads: set[str] = set()
+        depends: set[str] = set()
+        ok = True
+        for text, where in _http_templates(http, f"{pointer}/http"):
+            ok &= self._check_setting_text(text, where, where.rsplit("/", 1)[-1])
+            for problem in check_template(text, allowed, record_source=record_source):
+                if not _is_http_variable_problem(problem.message):
+                    self.error(problem.code, problem.message, where, problem.hint)
+                    ok = False
+            found_reads, found_labels = _template_reads(text)
+            reads |= found_reads
+            for found in sorted(found_labels - earlier):
+                self.error("E105", f"written[{found!r}] names no destination written"
+                           f" before {label} in flow {flow!r}", where,
+                           choices_hint(found, earlier, "destination") if earlier
+                           else "order the destinations so the one it reads comes"
+                           " first")
+                ok = False
+            depends |= found_labels & earlier
+        return (reads, depends) if ok else None
+
+    def _check_http_credentials(self, label: str, http: dict[str, Any],
+                                pointer: str) -> bool:
+        ok = True
+        for part in ("create", "update", "lookup"):
+            request = http.get(part) or {}
+            for name, pattern in (("headers", _SECRET_HEADER),
+                                  ("query", _SECRET_PARAMETER),
+                                  ("body", _SECRET_PARAMETER)):
+                ok &= self._check_literal_credentials(
+                    request.get(name), pattern, f"{pointer}/http/{part}/{name}",
+                    f"{name} of the {part} request of {label}")
+        return ok
+
+    def _lowered_http(self, spec: dict[str, Any], entity: EntityPlan, key: list[str],
+                      idempotency_key: list[str], written: list[str],
+                      options: dict[str, Any]) -> DestinationPlan:
+        owners = {f.name: f.owner for f in entity.fields}
+        columns = [ColumnPlan(field=name, header=name) for name in written
+                   if not (name in key and owners[name] == spec["system"])]
+        return DestinationPlan(system=spec["system"], object=spec["object"],
+                               mode=spec["mode"], key=key,
+                               idempotency_key=idempotency_key, columns=columns,
+                               options={"http": options})
+
+    def _check_http_shape(self, label: str, mode: str, http: dict[str, Any],
+                          pointer: str) -> bool:
+        if mode in ("append", "mirror"):
+            self.error("E104", f"destination {label}: mode {mode!r} is not supported"
+                       " by http destinations", f"{pointer}/mode",
+                       "use create, upsert or update")
+            return False
+        ok = True
+        needs = {"create": ("create",), "upsert": ("create", "update"),
+                 "update": ("update",)}[mode]
+        for part in needs:
+            if part not in http:
+                self.error("E103", f"destination {label} in mode {mode!r} needs"
+                           f" 'http.{part}'", f"{pointer}/http",
+                           f"add '{part}: {{method: ..., path: ..., body: {{...}}}}'")
+                ok = False
+        return ok
+
+    def _earlier_labels(self, flow: str, pointer: str) -> set[str]:
+        """Return system/object of the destinations before this one in the flow."""
+        index = int(pointer.rsplit("/", 1)[1])
+        destinations = self.data["flows"][flow]["destinations"][:index]
+        return {f"{d['system']}/{d['object']}" for d in destinations}
+
 
 def _article(word: str) -> str:
     return f"an {word}" if word[:1] in "aeiou" else f"a {word}"
 
 
 def _names(fields: dict[str, str] | None) -> set[str] | None:
+    if isinstance(fields, PathFields):
+        return fields.heads()
     return None if fields is None else set(fields)
+
+
+def _http_stream_fields(stream: dict[str, Any]) -> PathFields | None:
+    """Return the declared fields of an http stream, or None when it declares none."""
+    declared = stream.get("fields")
+    if declared is None:
+        return None
+    return PathFields({name: spec["type"] if isinstance(spec, dict) else spec
+                       for name, spec in declared.items()})
+
+
+def _env_name(key: str) -> str:
+    return re.sub(r"[^A-Za-z0-9]+", "_", key).strip("_").upper() or "SECRET"
+
+
+# Variables that http destination templates see besides TEMPLATE_VARIABLES.
+HTTP_TEMPLATE_VARIABLES = ("written", "id", "key")
+_HTTP_REQUEST_PARTS = ("path", "query", "headers", "body")
+_TEMPLATE_ENV = make_environment()
+
+
+def _http_templates(http: dict[str, Any], pointer: str) -> list[tuple[str, str]]:
+    """Return every template text of an http block with its JSON pointer."""
+    found: list[tuple[str, str]] = []
+
+    def walk(value: Any, where: str) -> None:
+        if isinstance(value, str):
+            found.append((value, where))
+        elif isinstance(value, dict):
+            for name, item in value.items():
+                walk(item, join_pointer(where, name))
+        elif isinstance(value, list):
+            for index, item in enumerate(value):
+                walk(item, join_pointer(where, index))
+
+    for part in ("create", "update", "lookup"):
+        request = http.get(part)
+        if not isinstance(request, dict):
+            continue
+        for name in _HTTP_REQUEST_PARTS:
+            if name in request:
+                walk(request[name], f"{pointer}/{part}/{name}")
+    match = (http.get("lookup") or {}).get("match") or {}
+    if isinstance(match.get("value"), str):
+        found.append((match["value"], f"{pointer}/lookup/match/value"))
+    return found
+
+
+def _is_http_variable_problem(message: str) -> bool:
+    # check_template accepts only TEMPLATE_VARIABLES. These names exist in http
+    # destination templates, so its "unknown variable" problems about them go.
+    return any(message.endswith(f"names the unknown variable {name!r}")
+               for name in HTTP_TEMPLATE_VARIABLES)
+
+
+def _template_reads(text: str) -> tuple[set[str], set[str]]:
+    """Return the record fields a template reads and the ``written`` labels it uses.
+
+    A template that does not parse reads nothing here; check_template reports it.
+    """
+    try:
+        tree = _TEMPLATE_ENV.parse(text)
+    except TemplateSyntaxError:
+        return set(), set()
+    reads: set[str] = set()
+    labels: set[str] = set()
+    for node in tree.find_all((nodes.Getattr, nodes.Getitem)):
+        target = node.node
+        if not isinstance(target, nodes.Name):
+            continue
+        name = node.attr if isinstance(node, nodes.Getattr) else (
+            node.arg.value if isinstance(node.arg, nodes.Const) else None)
+        if not isinstance(name, str):
+            continue
+        if target.name == "record":
+            reads.add(name)
+        elif target.name == "written":
+            labels.add(name)
+    return reads, labels
+
+
+def _http_options(http: dict[str, Any], depends_on: list[str]) -> dict[str, Any]:
+    """Return the runtime options of an http destination, with defaults filled in."""
+    options: dict[str, Any] = {"depends_on": depends_on}
+    defaults = {"create": "POST", "update": "PATCH", "lookup": "GET"}
+    for part, method in defaults.items():
+        if part in http:
+            request = dict(http[part])
+            request["method"] = str(request.get("method", method)).upper()
+            options[part] = request
+    for name in ("id", "idempotency_header"):
+        if name in http:
+            options[name] = http[name]
+    return options
 
 
 def _cron_problem(expression: str) -> str | None:

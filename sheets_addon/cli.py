@@ -459,6 +459,46 @@ def keys_revoke(key_id: str, state_path: Path | None, project: Path | None) -> N
     click.echo(f"revoked key {key_id}", err=True)
 
 
+@cli.group()
+def demo() -> None:
+    """Run a bundled example against local fake APIs, with no account needed."""
+
+
+@demo.command(name="closed-won")
+@click.option("--runs", default=2, show_default=True, type=click.IntRange(1, 10),
+              help="How many times every flow runs.")
+@click.option("--faults", is_flag=True,
+              help="Make the fake APIs respond to some requests with a 429, a 500, an"
+              " expired token, a slow response and a create whose connection drops"
+              " after it applied.")
+@click.option("--keep", type=click.Path(path_type=Path, file_okay=False),
+              help="Copy the project into this folder and keep it there (report"
+              " workbook, state file); default a temporary folder.")
+@click.option("--example", type=click.Path(path_type=Path, file_okay=False),
+              help="The closed-won example folder; default the one in this source"
+              " tree.")
+def demo_closed_won(runs: int, faults: bool, keep: Path | None,
+                    example: Path | None) -> None:
+    """Turn won CRM deals into projects, against local fakes of both APIs."""
+    from sheets_addon.demo.closed_won import DemoFailed, run_closed_won
+
+    def show(number: int, results: list[FlowResult]) -> None:
+        click.echo(f"run {number} of {runs}:")
+        _print_summary(results)
+
+    try:
+        report = run_closed_won(example, runs=runs, faults=faults, folder=keep,
+                                on_run=show,
+                                on_change=lambda text: click.echo(f"changed: {text}"))
+    except DemoFailed as exc:
+        raise UserError(str(exc)) from None
+    click.echo(f"the fake project tool has {report.projects} projects and"
+               f" {report.tasks} tasks, the fake CRM has {report.notes} notes"
+               f" ({report.requests} requests in all)")
+    if keep is not None:
+        click.echo(f"the project, its report workbook and state are in {report.folder}")
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the console script."""
     debug = "--debug" in (argv if argv is not None else sys.argv[1:])

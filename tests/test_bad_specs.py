@@ -131,7 +131,11 @@ def http_flow(name: str, source: str, destination: str, tab: str = "Items") -> s
             "      entity: item\n"
             "      fields: {id: id, name: name}\n"
             "    destinations:\n"
-            f"      - {{system: {destination}, object: {tab}, mode: upsert}}\n")
+            f"      - {{system: {destination}, object: {tab}, mode: upsert, http:"
+            f" {{create: {{path: /items, body: {{id: '{{{{ record.id }}}}',"
+            f" name: '{{{{ record.name }}}}'}}}}, update: {{path: /items, body:"
+            f" {{id: '{{{{ record.id }}}}', name: '{{{{ record.name }}}}'}}}},"
+            f" id: id}}}}\n")
 
 
 def calendar(field_type: str, field_source: str, filter_line: str = "") -> str:

@@ -87,3 +87,7 @@ def destination_label(destination: DestinationPlan) -> str:
 
 __all__ = ["WRITERS", "DestinationWriter", "WriteContext", "WriteProblem",
            "WriteResult", "destination_label", "register"]
+
+# Writers register themselves on import; this import comes last because each
+# writer module imports the names above.
+from runtime.destinations import http as _http  # noqa: F401

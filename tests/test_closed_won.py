@@ -1,0 +1,235 @@
+"""The closed-won example end to end against the fake CRM and project tool, with faults."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+import openpyxl
+import pytest
+
+from compiler import compile_project
+from runtime.runner import FlowResult, PlanRunner
+from runtime.state import StateStore
+from sheets_addon.demo.closed_won import run_closed_won
+from sheets_addon.demo.fake_apis import SAMPLE_DEALS, FakeApis
+
+EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "closed-won"
+SEARCH = "POST /crm/v3/objects/deals/search"
+CREATE_NOTE = "POST /crm/v3/objects/notes"
+CREATE_PROJECT = "POST /api/1.0/projects"
+CREATE_TASK = "POST /api/1.0/tasks"
+LIST_PROJECTS = "GET /api/1.0/projects"
+EXTRA_WON_DEALS = 20
+PAGE_SIZE = 10
+
+
+@pytest.fixture
+def apis(monkeypatch: pytest.MonkeyPatch) -> Any:
+    with FakeApis() as fakes:
+        for name, value in fakes.environment().items():
+            monkeypatch.setenv(name, value)
+        yield fakes
+
+
+def copy_example(target: Path) -> Path:
+    """Copy the example with pages of 10 deals and a 1 s read timeout.
+
+    Small pages give the deals search several pages with few deals, and the
+    short timeout lets a create that hangs after applying time out quickly.
+    """
+    project = target / "closed-won"
+    shutil.copytree(EXAMPLE, project, ignore=shutil.ignore_patterns(".syncplan", "out"))
+    spec = project / "syncplan.yaml"
+    text = spec.read_text(encoding="utf-8")
+    search_limit = "          limit: 100\n        records: results"
+    assert search_limit in text
+    assert text.count("timeout: {connect: 5, read: 10}") == 2
+    text = text.replace(search_limit, f"          limit: {PAGE_SIZE}\n"
+                        "        records: results")
+    text = text.replace("timeout: {connect: 5, read: 10}", "timeout: {connect: 5, read: 1}")
+    spec.write_text(text, encoding="utf-8")
+    return project
+
+
+def add_deals(apis: FakeApis) -> dict[str, dict[str, Any]]:
+    """Add the sample deals and more won ones; return the won deals by id."""
+    ids = apis.add_sample_deals()
+    for number in range(EXTRA_WON_DEALS):
+        ids.append(apis.crm.add_deal(
+            dealname=f"Retainer {number + 1}", client_name=f"Client {number + 1:02d}",
+            amount=f"{1000 + number * 250}.00", dealstage="closedwon",
+            description=f"Monthly retainer {number + 1}.",
+            project_start="2026-03-02", project_due="2026-06-26",
+            owner_email="sam.lee@agency.example"))
+    deals = [*SAMPLE_DEALS, *({"dealstage": "closedwon"},) * EXTRA_WON_DEALS]
+    return {deal_id: apis.crm.deals[deal_id]["properties"]
+            for deal_id, deal in zip(ids, deals) if deal["dealstage"] == "closedwon"}
+
+
+def add_faults(apis: FakeApis) -> None:
+    crm, asana = apis.crm, apis.asana
+    crm.add_fault("rate_limit", SEARCH, seconds=0)
+    crm.add_fault("expire_token", SEARCH, skip=2)  # the second page's first try
+    crm.add_fault("server_error", CREATE_NOTE, times=2)
+    crm.add_fault("rate_limit", CREATE_NOTE, ratio=0.2, times=None, seconds=0)
+    asana.add_fault("rate_limit", CREATE_PROJECT, ratio=0.1, times=None, seconds=0)
+    asana.add_fault("server_error", CREATE_PROJECT, skip=2)
+    asana.add_fault("timeout_after_apply", CREATE_PROJECT, skip=5, seconds=1.5)
+    asana.add_fault("server_error", LIST_PROJECTS)
+    asana.add_fault("slow", LIST_PROJECTS, seconds=0.3)
+
+
+def run_all(project: Path, state: StateStore) -> dict[str, FlowResult]:
+    compiled = compile_project(project)
+    assert compiled.plan is not None, [d.to_text() for d in compiled.diagnostics]
+    results = PlanRunner(compiled.plan, project, state).run()
+    return {result.flow: result for result in results}
+
+
+def projects_tab(project: Path) -> dict[str, dict[str, Any]]:
+    workbook = openpyxl.load_workbook(project / "out" / "closed-won-report.xlsx")
+    rows = list(workbook["Projects"].iter_rows(values_only=True))
+    header = rows[0]
+    return {row[0]: dict(zip(header, row)) for row in rows[1:]}
+
+
+def project_of(apis: FakeApis, deal_id: str) -> list[dict[str, Any]]:
+    return [p for p in apis.asana.projects.values()
+            if (p.get("external") or {}).get("gid") == deal_id]
+
+
+def error_codes(result: FlowResult) -> list[tuple[str, str | None]]:
+    return sorted((error["code"], error["record_key"]) for error in result.errors)
+
+
+def test_closed_won_example_with_faults(tmp_path: Path, apis: FakeApis) -> None:
+    project = copy_example(tmp_path)
+    won = add_deals(apis)
+    bad = next(deal_id for deal_id, deal in won.items()
+               if deal["dealname"] == "Campaign launch")
+    good = sorted(set(won) - {bad})
+    add_faults(apis)
+    state = StateStore(project / ".syncplan" / "state.db")
+
+    first = run_all(project, state)
+    handoff = first["deals_to_projects"]
+    assert handoff.status == "succeeded", handoff.message
+    assert handoff.read == len(won)
+    assert error_codes(handoff) == [("dependency_missing", bad)] * 2 + [("http_400", bad)]
+    assert handoff.created == 3 * len(good)
+    for deal_id in good:
+        assert len(project_of(apis, deal_id)) == 1
+        assert len(apis.crm.notes_for(deal_id)) == 1
+    assert project_of(apis, bad) == []
+    assert len(apis.asana.projects) == len(good)
+    assert len(apis.asana.tasks) == len(good)
+    assert len(apis.crm.notes) == len(good)
+
+    # Every fault did happen, and was survived.
+    assert all(rule.fired >= 1 for rule in apis.crm.faults + apis.asana.faults)
+    # One token for the read, one after it expired mid-read, one for the notes.
+    assert apis.crm.token_requests == 3
+    search_statuses = [entry.status for entry in apis.crm.requests(SEARCH)]
+    assert search_statuses.count(429) == 1
+    assert search_statuses.count(401) == 1
+    assert search_statuses.count(200) == -(-len(won) // PAGE_SIZE)
+    project_statuses = [entry.status for entry in apis.asana.requests(CREATE_PROJECT)]
+    assert 429 in project_statuses
+    assert 500 in project_statuses
+
+    report = first["projects_report"]
+    assert report.status == "succeeded", report.message
+    assert report.errors == []
+    assert report.created == len(good)
+    rows = projects_tab(project)
+    assert sorted(rows) == good
+    acme = next(deal_id for deal_id in good if won[deal_id]["client_name"] == "Acme Retail")
+    assert rows[acme]["Client"] == "Acme Retail"
+    assert rows[acme]["Budget (GBP)"] == 48000
+    assert rows[acme]["Project"] == "Acme Retail: Website rebuild"
+    assert rows[acme]["Status"] == "not_set"
+    assert rows[acme]["Project owner"] == "priya.shah@agency.example"
+    assert rows[acme]["Link"] == project_of(apis, acme)[0]["permalink_url"]
+
+    # People work in the project tool; a search page repeats its cursor.
+    acme_gid = project_of(apis, acme)[0]["gid"]
+    apis.asana.set_status(acme_gid, "yellow")
+    apis.asana.set_owner(acme_gid, "dana.wu@agency.example")
+    apis.crm.clear_faults()
+    apis.asana.clear_faults()
+    apis.crm.add_fault("repeat_cursor", SEARCH, skip=1)
+    second = run_all(project, state)
+    handoff = second["deals_to_projects"]
+    assert handoff.status == "succeeded", handoff.message
+    assert ("http_pagination_loop", None) in error_codes(handoff)
+    assert handoff.read < len(won)
+    loop = next(e for e in handoff.errors if e["code"] == "http_pagination_loop")
+    assert "which page 1 returned already" in loop["message"]
+    assert handoff.created == 0
+    assert second["projects_report"].created == 0
+
+    apis.crm.clear_faults()
+    third = run_all(project, state)
+    handoff = third["deals_to_projects"]
+    assert error_codes(handoff) == [("dependency_missing", bad)] * 2 + [("http_400", bad)]
+    assert handoff.created == 0
+    assert handoff.updated == 0
+    assert handoff.unchanged == 3 * len(good)
+    assert third["projects_report"].created == 0
+    assert len(apis.asana.projects) == len(good)
+    assert len(apis.asana.tasks) == len(good)
+    assert len(apis.crm.notes) == len(good)
+    rows = projects_tab(project)
+    assert rows[acme]["Status"] == "at_risk"
+    assert rows[acme]["Project owner"] == "dana.wu@agency.example"
+    assert rows[acme]["Client"] == "Acme Retail"
+
+
+def test_closed_won_owner_stays_with_tool(tmp_path: Path, apis: FakeApis) -> None:
+    project = copy_example(tmp_path)
+    won = add_deals(apis)
+    state = StateStore(project / ".syncplan" / "state.db")
+    run_all(project, state)
+    deal_id = next(iter(sorted(won)))
+    gid = project_of(apis, deal_id)[0]["gid"]
+    apis.asana.set_owner(gid, "dana.wu@agency.example")
+    apis.crm.update_deal(deal_id, amount="99000.00")
+    second = run_all(project, state)
+    assert second["deals_to_projects"].updated == 1
+    updated = apis.asana.projects[gid]
+    assert updated["notes"].startswith("Budget: GBP 99000.00")
+    assert updated["owner"]["email"] == "dana.wu@agency.example"
+    assert projects_tab(project)[deal_id]["Budget (GBP)"] == 99000
+
+
+def test_closed_won_plan_ownership(tmp_path: Path) -> None:
+    compiled = compile_project(EXAMPLE)
+    assert compiled.plan is not None, [d.to_text() for d in compiled.diagnostics]
+    assert compiled.diagnostics == []
+    handoff = compiled.plan.flow("deals_to_projects")
+    by_label = {f"{d.system}/{d.object}": d for d in handoff.destinations}
+    assert list(by_label) == ["asana/projects", "asana/tasks", "crm/notes"]
+    # The note names its deal by the key, which the CRM owns, and writes no field.
+    assert by_label["crm/notes"].columns == []
+    assert by_label["crm/notes"].options["http"]["depends_on"] == ["asana/projects"]
+    written = {c.field for c in by_label["asana/projects"].columns}
+    assert "status" not in written
+    assert "project_owner" not in written
+    assert compiled.plan.flow("projects_report").depends_on == ["deals_to_projects"]
+
+
+def test_demo_runs_twice_without_duplicates(tmp_path: Path) -> None:
+    notes: list[str] = []
+    report = run_closed_won(EXAMPLE, runs=2, folder=tmp_path, on_change=notes.append)
+    first, second = report.runs
+    assert [r.status for r in first + second] == ["succeeded"] * 4
+    assert first[0].created == 12
+    assert second[0].created == 0
+    assert second[0].updated == 1
+    assert second[1].updated == 1
+    assert report.projects == 4
+    assert report.notes == 4
+    assert len(notes) == 2
+    assert (report.folder / "out" / "closed-won-report.xlsx").is_file()
