@@ -115,7 +115,7 @@ def start_server(root: Path, state: Path, port: int, threads: int,
             if requests.get(f"http://127.0.0.1:{port}/healthz",
                             timeout=1).status_code == 200:
                 return process
-        except requests.ConnectionError:
+        except requests.RequestException:  # not listening yet, or still starting
             time.sleep(0.1)
     process.kill()
     raise SystemExit("the server did not start within 60 s")
@@ -194,12 +194,14 @@ def report(latencies: list[float], statuses: list[int], runs: int,
         "## Backend load: concurrent run requests",
         "",
         f"- machine: {machine}",
-        f"- command: `.venv/bin/python benchmarks/server_load.py --threads"
+        f"- command: `.venv/bin/python benchmarks/server_load.py --server"
+        f" {arguments.server} --processes {arguments.processes} --threads"
         f" {arguments.threads} --workers {arguments.workers}`",
         f"- load: {len(latencies)} concurrent POST /api/v1/flows/<flow>/runs,"
         f" {arguments.per_flow} per flow, {arguments.flows} flows, API-key auth,"
-        f" waitress with {arguments.threads} threads, {arguments.workers} run"
-        " workers",
+        f" sent at once by one asyncio client over connections opened beforehand",
+        f"- server: {_server_text(arguments)}, {arguments.workers} run workers"
+        " per process",
         "",
         "| figure | value |",
         "| --- | --- |",
@@ -213,6 +215,13 @@ def report(latencies: list[float], statuses: list[int], runs: int,
         " |",
         "",
     ])
+
+
+def _server_text(arguments: argparse.Namespace) -> str:
+    if arguments.server == "gunicorn":
+        return (f"gunicorn, {arguments.processes} processes of {arguments.threads}"
+                " threads")
+    return f"waitress, one process of {arguments.threads} threads"
 
 
 def main() -> None:

@@ -108,6 +108,7 @@ class FlowResult:
     errors: list[dict[str, Any]] = field(default_factory=list)
     previews: list[Preview] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    wrote_spreadsheet: bool = False
 
     def counts(self) -> dict[str, Any]:
         return {"read": self.read, "filtered": self.filtered, "created": self.created,
@@ -301,6 +302,7 @@ class PlanRunner:
         result.failed = len(batch.errors)
         result.seconds = time.perf_counter() - clock
         result.warnings = list(self._source_options.get("warnings", []))
+        result.wrote_spreadsheet = bool(touched)
         for system_id, backend in sorted(touched.items()):
             self._write_report_tabs(flow, run_id, started, finished, system_id,
                                     backend, batch, result)

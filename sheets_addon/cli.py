@@ -311,8 +311,11 @@ def _print_summary(results: list[FlowResult]) -> None:
             click.echo(f"error: flow {result.flow!r} failed: {result.message}",
                        err=True)
         if result.errors:
+            kept = "the state store"
+            if result.wrote_spreadsheet:
+                kept += " and the Errors tab"
             click.echo(f"{result.flow}: {len(result.errors)} record error(s), kept in"
-                       " the state store and the Errors tab; first ones:", err=True)
+                       f" {kept}; first ones:", err=True)
             for error in result.errors[:3]:
                 where = error.get("record_key") or error.get("position") or "?"
                 field = f" {error['field']}" if error.get("field") else ""
