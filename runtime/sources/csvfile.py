@@ -76,6 +76,7 @@ from runtime.sources.base import (
     SourceRecord,
     SourceUnavailable,
 )
+from runtime.sources.files import open_binary, resolve_path
 
 __all__ = ["read"]
 
@@ -184,7 +185,7 @@ def read(
             f"the only stream is {STREAM!r}"
         )
     settings = _parse_settings(system)
-    file_path = _resolve_path(settings.path, context.base_dir, system.id)
+    file_path = resolve_path(settings.path, context.base_dir, system.id, "CSV file")
     logger.info("reading CSV file %s for system %r", file_path, system.id)
     counts = _ReadCounts()
     for item in _read_file(file_path, settings, system.id):
@@ -307,33 +308,10 @@ def _decoding_codec(encoding: str, system_id: str) -> str:
     return info.name
 
 
-def _resolve_path(path: str, base_dir: Path, system_id: str) -> Path:
-    file_path = Path(path)
-    if not file_path.is_absolute():
-        file_path = base_dir / file_path
-    if not file_path.is_file():
-        state = "is not a file" if file_path.exists() else "not found"
-        raise SourceUnavailable(
-            f"CSV file {path!r} of system {system_id!r} {state} (looked at "
-            f"{str(file_path)!r}); check the `path` setting"
-        )
-    return file_path
-
-
-def _open_binary(file_path: Path, settings: _CsvSettings, system_id: str) -> IO[bytes]:
-    try:
-        return open(file_path, "rb")
-    except OSError as exc:
-        raise SourceUnavailable(
-            f"CSV file {settings.path!r} of system {system_id!r} cannot be opened: "
-            f"{exc.strerror}; check the `path` setting and the file's permissions"
-        ) from exc
-
-
 def _read_file(
     file_path: Path, settings: _CsvSettings, system_id: str
 ) -> Iterator[SourceRecord | SourceError]:
-    with _open_binary(file_path, settings, system_id) as binary:
+    with open_binary(file_path, settings.path, system_id, "CSV file") as binary:
         start = binary.read(4)
         binary.seek(0)
         yield from _check_byte_order_mark(start, settings, system_id)

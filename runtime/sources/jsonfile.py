@@ -69,6 +69,7 @@ from runtime.sources.base import (
     SourceRecord,
     SourceUnavailable,
 )
+from runtime.sources.files import open_binary, resolve_path
 
 __all__ = ["read", "read_ndjson"]
 
@@ -106,7 +107,7 @@ def read(
     _check_stream(system, stream)
     settings = _parse_file_settings(system)
     record_path = _parse_record_path(system)
-    file_path = _resolve_path(settings.path, context.base_dir, system.id)
+    file_path = resolve_path(settings.path, context.base_dir, system.id)
     logger.info("reading JSON file %s for system %r", file_path, system.id)
     document_or_error = _load_document(file_path, settings, system.id)
     if isinstance(document_or_error, SourceError):
@@ -134,10 +135,10 @@ def read_ndjson(
             "write a newline as the single byte 0x0A, so lines cannot be split; "
             "convert the file to UTF-8 and set `encoding` to 'utf-8'"
         )
-    file_path = _resolve_path(settings.path, context.base_dir, system.id)
+    file_path = resolve_path(settings.path, context.base_dir, system.id)
     logger.info("reading NDJSON file %s for system %r", file_path, system.id)
     records = errors = 0
-    with _open_binary(file_path, settings.path, system.id) as binary:
+    with open_binary(file_path, settings.path, system.id) as binary:
         for item in _ndjson_items(binary, settings):
             if isinstance(item, SourceRecord):
                 records += 1
@@ -193,36 +194,13 @@ def _parse_record_path(system: SystemPlan) -> list[str]:
     return value.split(".")
 
 
-def _resolve_path(path: str, base_dir: Path, system_id: str) -> Path:
-    file_path = Path(path)
-    if not file_path.is_absolute():
-        file_path = base_dir / file_path
-    if not file_path.is_file():
-        state = "is not a file" if file_path.exists() else "not found"
-        raise SourceUnavailable(
-            f"file {path!r} of system {system_id!r} {state} (looked at "
-            f"{str(file_path)!r}); check the `path` setting"
-        )
-    return file_path
-
-
-def _open_binary(file_path: Path, path: str, system_id: str) -> IO[bytes]:
-    try:
-        return open(file_path, "rb")
-    except OSError as exc:
-        raise SourceUnavailable(
-            f"file {path!r} of system {system_id!r} cannot be opened: {exc.strerror}; "
-            "check the `path` setting and the file's permissions"
-        ) from exc
-
-
 def _loads(text: str) -> Any:
     return json.loads(text, parse_float=decimal.Decimal, parse_constant=decimal.Decimal)
 
 
 def _load_document(file_path: Path, settings: _FileSettings, system_id: str) -> Any:
     """Return the parsed document, or the ``SourceError`` that replaces it."""
-    with _open_binary(file_path, settings.path, system_id) as binary:
+    with open_binary(file_path, settings.path, system_id) as binary:
         content = binary.read()
     try:
         text = content.decode(settings.codec)
