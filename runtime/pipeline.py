@@ -12,6 +12,7 @@ The steps, in order: filter, aggregate (when the flow has one), map, convert
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -38,10 +39,15 @@ def key_string(values: Iterable[Any]) -> str:
 
 
 def error_id(flow: str, record_key: str | None, field_name: str | None, code: str,
-             raw: Any) -> str:
-    """Return an id that is the same each time the same problem recurs."""
+             raw: Any, position: str | None = None) -> str:
+    """Return an id that is the same each time the same problem recurs.
+
+    A problem with no record key (a filter that fails, a broken row) is told apart
+    by where it is, so two such rows are two errors, not one.
+    """
+    where = "" if record_key else (position or "")
     text = "\x1f".join([flow, record_key or "", field_name or "", code,
-                        _short_raw(raw) or ""])
+                        _short_raw(raw) or "", where])
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
 
 
@@ -69,7 +75,7 @@ class ErrorRecord:
         raw = _short_raw(self.raw)
         return {
             "error_id": error_id(self.flow, self.record_key, self.field, self.code,
-                                 raw),
+                                 raw, self.position),
             "flow": self.flow,
             "record_key": self.record_key,
             "field": self.field,
@@ -136,6 +142,10 @@ class FlowPipeline:
             self.steps.append((mapping.field, getter, self.converters[mapping.field],
                                compile_column(fields[mapping.field]), path_key))
         self.names = [step[0] for step in self.steps]
+        # Source fields of one-step paths that no record has had yet. A name left
+        # here after a run is probably misspelt: every value it gave was empty.
+        self.unseen_keys = {step[4] for step in self.steps if step[4] is not None}
+        self.known_keys: set[str] = set()
         order = {f.name: index for index, f in enumerate(self.entity.fields)}
         self._field_order = lambda problem: order.get(problem[0], 0)
         self.key_of = _key_function(self.key_fields)
@@ -200,6 +210,26 @@ class FlowPipeline:
         if chunk:
             yield from self._map_chunk(chunk, batch)
 
+    def _note_seen_keys(self, records: list[Mapping[str, Any]]) -> None:
+        for record in records:
+            if not self.unseen_keys:
+                return
+            if len(self.known_keys) < 1000:
+                self.known_keys.update(str(name) for name in record)
+            self.unseen_keys -= record.keys()
+
+    def missing_field_warnings(self) -> list[str]:
+        """Return a warning per mapped source field that no record carried."""
+        if not self.known_keys:
+            return []
+        warnings = []
+        for name in sorted(self.unseen_keys):
+            close = difflib.get_close_matches(name, sorted(self.known_keys), n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            warnings.append(f"no source record has the field {name!r}, so every"
+                            f" value mapped from it was empty{hint}")
+        return warnings
+
     def _filtered(self, chunk: list[tuple[Mapping[str, Any], str]],
                   batch: MappedBatch) -> list[tuple[Mapping[str, Any], str]]:
         keep = self.filter
@@ -225,6 +255,8 @@ class FlowPipeline:
         if not kept:
             return
         records = [data for data, _position in kept]
+        if self.unseen_keys:
+            self._note_seen_keys(records)
         problems: dict[int, list[tuple[str, str, str, Any]]] = {}
         columns = []
         for name, get, convert, column, path_key in self.steps:

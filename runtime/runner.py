@@ -231,6 +231,11 @@ class PlanRunner:
             result.status = "failed"
             result.message = str(exc)
             logger.error("run %s of flow %s failed: %s", run_id, flow.id, exc)
+        except BaseException as exc:  # a bug or an interrupt: never leave it running
+            if not self.dry_run:
+                self.state.finish_run(run_id, "failed", _iso(_now()), result.counts(),
+                                      f"{type(exc).__name__}: {exc}")
+            raise
         result.seconds = time.perf_counter() - clock
         rows = [error.as_row() for error in batch.errors]
         result.errors = rows
@@ -272,6 +277,8 @@ class PlanRunner:
         pipeline.map_records(items, batch, reporter)
         if source_count is not None:
             batch.read = source_count
+        self._source_options.setdefault("warnings", []).extend(
+            pipeline.missing_field_warnings())
         records = list(batch.records.values())
 
         touched: dict[str, SheetBackend] = {}

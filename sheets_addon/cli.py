@@ -72,7 +72,7 @@ def _compile_or_exit(path: Path) -> tuple[Plan, Path]:
     if result.plan is None or has_errors(result.diagnostics):
         count = sum(d.severity == "error" for d in result.diagnostics)
         raise UserError(f"{count} error(s) in the spec at {str(path)!r}; nothing was"
-                        " run")
+                        " run or written")
     assert result.root is not None
     return result.plan, result.root
 
@@ -243,7 +243,10 @@ def plan_command(path: Path, flows: tuple[str, ...], state_path: Path | None,
     """Show what a run would change in each destination, without writing."""
     plan, project_root = load_target(path, root)
     _check_flows(plan, flows)
-    state = _open_state(state_path or project_root / ".syncplan" / "state.db")
+    state_file = state_path or project_root / ".syncplan" / "state.db"
+    # A preview writes nothing, not even a new state file: without one it starts
+    # from an empty store in memory.
+    state = _open_state(state_file) if state_file.exists() else StateStore(":memory:")
     try:
         results = PlanRunner(plan, project_root, state, dry_run=True).run(
             list(flows) or None)
@@ -297,6 +300,8 @@ def _print_summary(results: list[FlowResult]) -> None:
     # "report/Clients (out/report.xlsx)": one line per place, listing its objects.
     objects: dict[str, list[str]] = {}
     for result in results:
+        if result.status != "succeeded":
+            continue  # a failed run may not have saved what it wrote
         for destination in result.destinations:
             label, _, where = destination.partition(" (")
             labels = objects.setdefault(where.rstrip(")") or label, [])
@@ -364,16 +369,29 @@ def serve(path: Path, host: str, port: int, state_path: Path | None, workers: in
                          dev_mode=dev_mode, workers=workers, public_url=public_url)
     except ServerConfigError as exc:
         raise UserError(str(exc)) from None
+    except sqlite3.DatabaseError as exc:
+        raise UserError(f"cannot open the state store: {exc}; pass another --state"
+                        " file") from None
     backend = app.extensions["syncplan"]
-    click.echo(f"serving {path} on http://{host}:{port}/api/v1"
+    try:
+        server = waitress.create_server(app, host=host, port=port, threads=threads,
+                                        ident="syncplan")
+    except OSError as exc:
+        backend.close()
+        raise UserError(f"cannot listen on {host}:{port}: {exc.strerror or exc};"
+                        " pick another --port or stop what uses it") from None
+    bound_port = server.effective_port if hasattr(server, "effective_port") else port
+    click.echo(f"serving {path} on http://{host}:{bound_port}/api/v1"
                f" ({workers} worker(s))", err=True)
     # SIGTERM (systemd, docker stop) ends the serve loop like Ctrl-C, so the
     # finally below lets running runs finish or marks them interrupted.
     signal.signal(signal.SIGTERM, _exit_on_signal)
     try:
-        waitress.serve(app, host=host, port=port, threads=threads,
-                       ident="syncplan", _quiet=True)
+        server.run()
+    except KeyboardInterrupt:
+        pass
     finally:
+        server.close()
         backend.close()
 
 

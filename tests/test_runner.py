@@ -345,3 +345,30 @@ def test_retry_unknown_error_id_is_rejected(agency: Path) -> None:
                 results["deals"].run_id, ["nope"])
     finally:
         state.close()
+
+
+def test_cli_rejects_plan_naming_unknown_system(agency: Path) -> None:
+    plan_file = agency / "plan.json"
+    subprocess.run([sys.executable, "-m", "sheets_addon", "compile", str(agency),
+                    "-o", str(plan_file)], check=True, capture_output=True)
+    plan_file.write_text(plan_file.read_text().replace('"system": "client_list"',
+                                                       '"system": "nope"'))
+
+    completed = subprocess.run([sys.executable, "-m", "sheets_addon", "run",
+                                str(plan_file)], capture_output=True, text=True,
+                               timeout=120)
+
+    assert completed.returncode == 1
+    assert "reads the unknown system 'nope'" in completed.stderr
+    assert "internal error" not in completed.stderr
+
+
+def test_plan_command_writes_no_state(agency: Path) -> None:
+    completed = subprocess.run([sys.executable, "-m", "sheets_addon", "plan",
+                                str(agency)], capture_output=True, text=True,
+                               timeout=120)
+
+    assert completed.returncode == 0, completed.stderr
+    assert "clients -> report/Clients: 4 to create" in completed.stdout
+    assert not (agency / ".syncplan").exists()
+    assert not (agency / "out").exists()

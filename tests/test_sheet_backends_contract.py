@@ -651,11 +651,11 @@ def test_contract_errors_tab_keeps_other_flows(sheet) -> None:
     assert (again.created, again.updated, again.deleted) == (0, 1, 1)
     assert rows_of(sheet, ERRORS_TAB) == [
         ["Error ID", "Flow", "First run", "Time", "Record key", "Field", "Code",
-         "Message", "Raw value", "Retry"],
+         "Message", "Raw value", "Retry", "Where"],
         ["c2", "clients", "run-1", dt.datetime(2024, 5, 1, 8), "7", "email",
-         "invalid_email", "bad 2 again", "x@", False],
+         "invalid_email", "bad 2 again", "x@", False, None],
         ["d1", "deals", "run-1", dt.datetime(2024, 5, 1, 9), "7", "email",
-         "invalid_email", "bad deal", "x@", False],
+         "invalid_email", "bad deal", "x@", False, None],
     ]
 
 

@@ -165,3 +165,17 @@ def test_cursor_stays_when_the_write_fails(tmp_path: Path) -> None:
 
     assert failed.status == "failed"
     assert cursor == "1"
+
+
+def test_misspelt_source_column_warns(tmp_path: Path) -> None:
+    root = make_project(tmp_path, "{system: out, object: Rows, mode: upsert}",
+                        "id,name\n1,a\n")
+    spec = (root / "syncplan.yaml").read_text().replace("name: name}", "name: nme}")
+    (root / "syncplan.yaml").write_text(spec)
+
+    result = run(root)
+
+    assert result.status == "succeeded"
+    assert result.warnings == [
+        "no source record has the field 'nme', so every value mapped from it was"
+        " empty; did you mean 'name'?"]

@@ -541,6 +541,7 @@ def test_errors_tab_created_with_unticked_retry(tmp_path):
         "Message",
         "Raw value",
         "Retry",
+        "Where",
     ]
     assert rows[1][:3] == ["e1", "hours", "run-1"]
     assert rows[1][3] == dt.datetime(2024, 3, 1, 9, 0)

@@ -63,6 +63,46 @@ def load_plan(text: str) -> Plan:
         shown = "; ".join(problems[:5])
         raise PlanLoadError(f"the plan does not match plan.schema.json: {shown}")
     try:
-        return Plan.model_validate(document)
+        plan = Plan.model_validate(document)
     except ValidationError as exc:  # the schema and the models disagree
         raise PlanLoadError(f"the plan does not load: {exc}") from None
+    problems = reference_problems(plan)
+    if problems:
+        raise PlanLoadError("the plan names what it does not define: "
+                            + "; ".join(problems[:5])
+                            + "; compile the spec again instead of editing the plan")
+    return plan
+
+
+def reference_problems(plan: Plan) -> list[str]:
+    """Return the names a plan uses but does not define (a hand-edited plan)."""
+    problems = []
+    for flow in plan.flows:
+        where = f"flow {flow.id!r}"
+        source = flow.source
+        if source.system is not None and source.system not in plan.systems:
+            problems.append(f"{where} reads the unknown system {source.system!r}")
+        if source.entity is not None and source.entity not in plan.entities:
+            problems.append(f"{where} reads the unknown entity {source.entity!r}")
+        entity = plan.entities.get(flow.map.entity)
+        if entity is None:
+            problems.append(f"{where} maps into the unknown entity"
+                            f" {flow.map.entity!r}")
+            continue
+        fields = {f.name for f in entity.fields}
+        for mapping in flow.map.fields:
+            if mapping.field not in fields:
+                problems.append(f"{where} maps the unknown field {mapping.field!r}")
+            lookup = mapping.source.lookup
+            if lookup is not None and lookup.entity not in plan.entities:
+                problems.append(f"{where} looks up the unknown entity"
+                                f" {lookup.entity!r}")
+        for destination in flow.destinations:
+            if destination.system not in plan.systems:
+                problems.append(f"{where} writes the unknown system"
+                                f" {destination.system!r}")
+            for column in destination.columns:
+                if column.field not in fields:
+                    problems.append(f"{where} writes the unknown field"
+                                    f" {column.field!r}")
+    return problems

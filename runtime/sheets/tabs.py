@@ -48,6 +48,7 @@ ERRORS_COLUMNS = [
     ColumnPlan(field="message", header="Message"),
     ColumnPlan(field="raw_value", header="Raw value"),
     ColumnPlan(field="retry", header="Retry"),
+    ColumnPlan(field="position", header="Where"),
 ]
 ERRORS_FIELD_TYPES = {
     "error_id": "string",
@@ -59,6 +60,7 @@ ERRORS_FIELD_TYPES = {
     "code": "string",
     "message": "string",
     "raw_value": "string",
+    "position": "string",
     "retry": "boolean",
 }
 # Written when an error first gets its row, then left to people: the row records
@@ -72,6 +74,7 @@ _ERROR_TEXT_FIELDS = (
     "code",
     "message",
     "raw_value",
+    "position",
 )
 
 RUNS_COLUMNS = [
