@@ -242,6 +242,8 @@ class PlanRunner:
         result.failed = len(rows)
         result.read = batch.read
         result.filtered = batch.filtered
+        if result.status == "failed" and not self.dry_run:
+            self._report_failed_run(flow, run_id, started, result, clock)
         finished = _now() if self.now is None else self.now
         if not self.dry_run:
             self.state.add_errors(run_id, flow.id, rows, _iso(finished))
@@ -531,6 +533,33 @@ class PlanRunner:
         result.deleted += written.deleted
         result.destinations.append(f"{destination_label(destination)}"
                                    f" ({written.location or system.id})")
+
+    def _report_failed_run(self, flow: FlowPlan, run_id: str, started: dt.datetime,
+                           result: FlowResult, clock_started: float) -> None:
+        """Add a failed run's row to the Runs tab of each spreadsheet it writes.
+
+        The run failed, so this is best effort: a spreadsheet that cannot be opened
+        or saved (often the cause of the failure) is skipped with a warning.
+        """
+        finished = _now() if self.now is None else self.now
+        for system_id in sorted({d.system for d in flow.destinations}):
+            system = self.plan.systems[system_id]
+            if system.kind != "sheets":
+                continue
+            try:
+                backend = self._backend(system)
+                zone = system.settings.get("timezone", "UTC")
+                append_run_row(backend, {
+                    "run_id": run_id, "flow": flow.id, "started": started,
+                    "finished": finished, "status": "failed",
+                    **{k: v for k, v in result.counts().items() if k != "filtered"},
+                    "seconds": round(time.perf_counter() - clock_started, 3),
+                    "message": result.message,
+                }, timezone=zone)
+                backend.commit()
+            except (RunFailed, BackendError, UnresolvedReference, OSError) as exc:
+                logger.warning("run %s of flow %s: the Runs tab of %s was not"
+                               " updated: %s", run_id, flow.id, system_id, exc)
 
     def _write_report_tabs(self, flow: FlowPlan, run_id: str, started: dt.datetime,
                            finished: dt.datetime, system_id: str, backend: SheetBackend,

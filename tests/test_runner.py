@@ -372,3 +372,17 @@ def test_plan_command_writes_no_state(agency: Path) -> None:
     assert "clients -> report/Clients: 4 to create" in completed.stdout
     assert not (agency / ".syncplan").exists()
     assert not (agency / "out").exists()
+
+
+def test_failed_run_gets_a_runs_row(agency: Path) -> None:
+    (agency / "data" / "closed-deals.csv").unlink()
+    results = by_flow(run_project(agency))
+
+    runs = sheet_rows(agency / "out" / "agency-report.xlsx", "Runs")
+    header = runs[0]
+    rows = [dict(zip(header, row)) for row in runs[1:] if row[0]]
+    failed = [row for row in rows if row["Flow"] == "deals"]
+    assert [row["Status"] for row in failed] == ["failed"]
+    assert failed[0]["Run ID"] == results["deals"].run_id
+    assert "closed-deals.csv" in failed[0]["Message"]
+    assert {row["Status"] for row in rows if row["Flow"] != "deals"} == {"succeeded"}

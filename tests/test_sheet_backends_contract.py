@@ -691,12 +691,12 @@ def test_contract_runs_tab_one_row_per_run(sheet) -> None:
     rows = rows_of(sheet, RUNS_TAB)
     assert rows[0] == ["Run ID", "Flow", "Started", "Finished", "Status", "Read",
                        "Created", "Updated", "Unchanged", "Deleted", "Failed",
-                       "Seconds"]
+                       "Seconds", "Message"]
     start = dt.datetime(2024, 5, 1, 7, 0)
     finish = dt.datetime(2024, 5, 1, 7, 1, 30)
     assert rows[1:] == [
-        ["r1", "clients", start, finish, "succeeded", 4, 4, 0, 0, 0, 1, 90],
-        ["r2", "clients", start, finish, "succeeded", 4, 0, 0, 0, 0, 1, 90],
+        ["r1", "clients", start, finish, "succeeded", 4, 4, 0, 0, 0, 1, 90, None],
+        ["r2", "clients", start, finish, "succeeded", 4, 0, 0, 0, 0, 1, 90, None],
     ]
 
 

@@ -685,6 +685,7 @@ def test_runs_tab_one_row_per_run(tmp_path):
         "Deleted",
         "Failed",
         "Seconds",
+        "Message",
     ]
     assert [sheet.cell(row=r, column=1).value for r in (2, 3)] == ["run-1", "run-2"]
     assert sheet.max_row == 3

@@ -90,6 +90,7 @@ RUNS_COLUMNS = [
     ColumnPlan(field="deleted", header="Deleted"),
     ColumnPlan(field="failed", header="Failed"),
     ColumnPlan(field="seconds", header="Seconds"),
+    ColumnPlan(field="message", header="Message"),
 ]
 RUNS_FIELD_TYPES = {
     "run_id": "string",
@@ -104,6 +105,7 @@ RUNS_FIELD_TYPES = {
     "deleted": "integer",
     "failed": "integer",
     "seconds": "decimal",
+    "message": "string",
 }
 _RUN_COUNT_FIELDS = ("read", "created", "updated", "unchanged", "deleted", "failed")
 
