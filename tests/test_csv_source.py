@@ -370,13 +370,17 @@ def test_csv_blank_lines_kept_when_not_skipped(tmp_path: Path) -> None:
     ]
 
 
-def test_csv_short_row_fills_empty_strings(tmp_path: Path) -> None:
-    items = _read_bytes(tmp_path, b"a,b,c\n1\n1,2\n")
+def test_csv_short_row_reported_not_filled(tmp_path: Path) -> None:
+    items = _read_bytes(tmp_path, b"a,b,c\n1\n1,2,3\n1,2\n")
 
-    assert _errors(items) == []
+    errors = _errors(items)
+    assert [error.code for error in errors] == ["csv_missing_cells",
+                                                "csv_missing_cells"]
+    assert [error.position.rsplit(":", 1)[1] for error in errors] == ["2", "4"]
+    assert errors[0].raw == "1"
+    assert "'b', 'c' would be empty" in errors[0].message
     assert [record.data for record in _records(items)] == [
-        {"a": "1", "b": "", "c": ""},
-        {"a": "1", "b": "2", "c": ""},
+        {"a": "1", "b": "2", "c": "3"},
     ]
 
 

@@ -28,8 +28,7 @@ Settings, from ``system.settings``:
 
 Each data row yields ``SourceRecord(data={header: cell text}, position="PATH:LINE")``
 where PATH is the ``path`` setting as written and LINE the physical line on which
-the row starts. Every value is a ``str``: an empty cell is ``""`` and a row with
-fewer cells than the header gets ``""`` for the missing ones.
+the row starts. Every value is a ``str``, and an empty cell is ``""``.
 
 Input that does not become a record yields a ``SourceError`` and reading goes on:
 
@@ -45,6 +44,10 @@ Input that does not become a record yields a ``SourceError`` and reading goes on
     the known columns would drop data without a trace. Extra cells that are all
     empty (a trailing delimiter) hold nothing, so they are dropped and the record
     is yielded.
+``csv_missing_cells``
+    The row has fewer cells than the header. Like a row with extra cells it is
+    reported with its raw text and makes no record: a short row is usually a
+    broken one, and filling it with empty values would hide that.
 ``csv_encoding``
     A line contains bytes that are invalid in the declared encoding. The message
     names the line, the column and the bytes, and the row yields no record.
@@ -566,6 +569,20 @@ def _row_items(
                 f"the cells after column {len(header)} are {extra!r}. No record was "
                 "made of this row so that no value is lost; quote the cell that "
                 "contains the delimiter, or add the missing header columns"
+            ),
+            raw=_raw_text(row.lines),
+        )
+        return
+    if len(cells) < len(header) and not _is_blank(cells):
+        yield SourceError(
+            position=position,
+            code="csv_missing_cells",
+            message=(
+                f"row has {len(cells)} cells but the header has {len(header)} columns,"
+                f" so {', '.join(repr(name) for name in header[len(cells):])} would"
+                " be empty. No record was made of this row, because a short row is"
+                " usually a broken one (an unclosed quote, a lost delimiter); fix"
+                " the row, or end it with delimiters for the empty cells"
             ),
             raw=_raw_text(row.lines),
         )
