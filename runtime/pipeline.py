@@ -177,6 +177,11 @@ class FlowPipeline:
                 except ValueProblem:
                     values.append(None)
             found = index.get(tuple(values))
+            if found is None and not index:
+                raise MappingProblem("lookup_not_found",
+                                     f"there are no {entity_id} records to look"
+                                     f" {take!r} up in yet; run the flow that"
+                                     f" produces {entity_id} first")
             if found is None:
                 shown = ", ".join(f"{n}={v!r}" for n, v in zip(match_fields, values))
                 raise MappingProblem("lookup_not_found",

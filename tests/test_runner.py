@@ -386,3 +386,13 @@ def test_failed_run_gets_a_runs_row(agency: Path) -> None:
     assert failed[0]["Run ID"] == results["deals"].run_id
     assert "closed-deals.csv" in failed[0]["Message"]
     assert {row["Status"] for row in rows if row["Flow"] != "deals"} == {"succeeded"}
+
+
+def test_lookup_before_its_entity_exists_says_so(agency: Path) -> None:
+    results = by_flow(run_project(agency, ["calendar_hours"]))
+
+    codes = {error["code"] for error in results["calendar_hours"].errors}
+    assert codes == {"lookup_not_found"}
+    message = results["calendar_hours"].errors[0]["message"]
+    assert "no client records" in message
+    assert "run the flow that produces client first" in message
