@@ -1,8 +1,15 @@
-"""The dependency direction: compiler imports nothing above it, runtime only the plan."""
+"""The dependency direction: compiler imports nothing above it, runtime only the plan.
+
+The AST tests read the import statements; the subprocess tests check what an
+import really loads, since a package ``__init__`` can pull in more than its
+statement names.
+"""
 
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -42,3 +49,33 @@ def test_runtime_never_imports_sheets_addon() -> None:
     offending = [(file, module) for file, module in imported_modules("runtime")
                  if module == "sheets_addon" or module.startswith("sheets_addon.")]
     assert offending == []
+
+
+def loaded_modules(statement: str) -> set[str]:
+    """Return the ``compiler`` modules that ``statement`` loads in a fresh process."""
+    script = (f"import sys\n{statement}\n"
+              "print('\\n'.join(m for m in sys.modules if m.split('.')[0] == 'compiler'))")
+    completed = subprocess.run([sys.executable, "-c", script], capture_output=True,
+                               text=True, cwd=ROOT, timeout=60, check=True)
+    return set(completed.stdout.split())
+
+
+COMPILER_STAGES = {"compiler.analyze", "compiler.api", "compiler.loader",
+                   "compiler.ownership", "compiler.project", "compiler.schema_check",
+                   "compiler.templates"}
+
+
+def test_plan_models_import_alone() -> None:
+    loaded = loaded_modules("import compiler.plan.models")
+    assert loaded == {"compiler", "compiler.plan", "compiler.plan.models"}
+
+
+def test_runtime_loads_no_compiler_stage() -> None:
+    loaded = loaded_modules("import runtime.runner")
+    assert "compiler.plan.models" in loaded
+    assert loaded & COMPILER_STAGES == set()
+
+
+def test_public_names_still_import() -> None:
+    loaded = loaded_modules("from compiler import compile_project, load_plan")
+    assert {"compiler.api", "compiler.analyze", "compiler.plan.io"} <= loaded
