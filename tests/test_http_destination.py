@@ -6,6 +6,10 @@ from __future__ import annotations
 import copy
 import json
 import logging
+import os
+import signal
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -344,6 +348,90 @@ def test_failed_lookup_retried_before_next_create(tmp_path: Path,
     for deal in project.deals:
         assert len(projects_of(apis, deal["deal_id"])) == 1
     assert len(project.state.remote_ids("asana", "projects")) == 3
+
+
+class _Crash(BaseException):
+    """Stands for the process dying: nothing in syncplan catches it."""
+
+
+def test_crash_before_id_stored_looked_up(tmp_path: Path, apis: FakeApis,
+                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    def crash(*args: Any) -> None:
+        raise _Crash("the process died after the create applied")
+
+    project = Project(tmp_path, apis, [PROJECTS])
+    stores_id = StateStore.set_remote_id
+    monkeypatch.setattr(StateStore, "set_remote_id", crash)
+    compiled = compile_project(tmp_path)
+    assert compiled.plan is not None
+    with pytest.raises(_Crash):
+        PlanRunner(compiled.plan, tmp_path, project.state).run()
+    monkeypatch.setattr(StateStore, "set_remote_id", stores_id)
+    assert len(apis.asana.projects) == 1  # applied, and its id never stored
+    project.state.close()
+    project.state = StateStore(tmp_path / "state.db")
+
+    result = project.run()
+    assert result.errors == []
+    assert result.created == 2
+    assert result.updated == 1  # the adopted record, whose last update is unknown
+    assert len(apis.asana.requests(CREATE_PROJECT)) == 3  # not 4
+    assert len(apis.asana.requests(LIST_PROJECTS)) == 1  # only the crashed key
+    for deal in project.deals:
+        assert len(projects_of(apis, deal["deal_id"])) == 1
+    assert len(project.state.remote_ids("asana", "projects")) == 3
+
+
+def _syncplan_command() -> list[str]:
+    script = Path(sys.executable).with_name("syncplan")
+    return [str(script)] if script.exists() else [sys.executable, "-m", "sheets_addon"]
+
+
+def test_killed_process_rerun_looks_up(tmp_path: Path, apis: FakeApis) -> None:
+    """The server applies the first create, then kills the client before responding."""
+    project = Project(tmp_path, apis, [PROJECTS])
+    project.state.close()
+    client: dict[str, subprocess.Popen[str]] = {}
+    index = next(i for i, route in enumerate(apis.asana.routes)
+                 if route[2] == CREATE_PROJECT)
+    method, pattern, name, create = apis.asana.routes[index]
+
+    def create_then_kill(call: Call) -> Reply:
+        reply = create(call)
+        process = client.pop("process", None)
+        if process is not None:
+            os.kill(process.pid, signal.SIGKILL)
+        return reply
+
+    apis.asana.routes[index] = (method, pattern, name, create_then_kill)
+    with apis.asana.lock:  # the create takes this lock, so it waits for the Popen
+        client["process"] = subprocess.Popen(
+            [*_syncplan_command(), "run", str(tmp_path), "--state",
+             str(tmp_path / "state.db")],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        process = client["process"]
+    process.communicate(timeout=60)
+    assert process.returncode == -signal.SIGKILL
+    assert len(apis.asana.projects) == 1
+
+    project.state = StateStore(tmp_path / "state.db")
+    result = project.run()
+    assert result.errors == []
+    assert len(apis.asana.requests(CREATE_PROJECT)) == 3
+    assert len(apis.asana.requests(LIST_PROJECTS)) == 1
+    for deal in project.deals:
+        assert len(projects_of(apis, deal["deal_id"])) == 1
+
+
+def test_rejected_create_clears_pending(tmp_path: Path, apis: FakeApis) -> None:
+    deals = copy.deepcopy(DEALS)
+    deals[1]["due"] = "2026-01-01"  # the project tool rejects it with a 400
+    project = Project(tmp_path, apis, [PROJECTS], deals=deals)
+    assert codes(project.run()) == ["http_400"]
+    second = project.run()
+    assert codes(second) == ["http_400"]
+    # A create that the API rejected is not looked up before it is sent again.
+    assert apis.asana.requests(LIST_PROJECTS) == []
 
 
 def test_ambiguous_create_without_safeguard_reported(tmp_path: Path,

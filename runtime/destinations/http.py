@@ -19,8 +19,9 @@ The compiler lowers a destination's ``http`` block into
     ``{method, path, query, body, records, match: {field, value}, id, next,
     param, max_pages}``: how to find a record that a create may already have
     made. It runs when a create fails in a way that may have applied it, before
-    anything is resent, and before the create of a key whose last create ended
-    unsettled. In ``update`` mode it also maps keys that the id map lacks.
+    anything is resent, and before the create of a key whose last create has no
+    recorded outcome. In ``update`` mode it also maps keys that the id map
+    lacks.
 ``depends_on``
     Labels (``system/object``) of earlier destinations of the flow that the
     templates read through ``written``.
@@ -38,9 +39,15 @@ Modes: ``create`` sends the create of each key missing from the id map and
 leaves mapped keys alone; ``upsert`` creates or updates; ``update`` updates
 mapped keys and reports ``key_not_found`` for the others. The id map
 (``StateStore.set_remote_id``) is written as soon as a create succeeds, so a
-rerun or a crash never creates twice. A hash of the last update request per
-key is kept in the ``http_writes`` table of the state file, and an update whose
-request has the same hash is counted ``unchanged`` and not sent.
+rerun does not create again. With ``lookup``, each key is also marked pending
+in the ``http_writes`` table of the state file before its create is sent, and
+the mark is cleared once the id is stored or the API rejected the create. A
+process that dies in between (after the API applied the create, before the id
+was stored) leaves the mark, so the next run looks the record up before it
+creates anything. Without ``lookup`` or ``idempotency_header``, such a crash
+can create the record a second time on the next run. A hash of the last update
+request per key is kept in ``http_writes`` too, and an update whose request has
+the same hash is counted ``unchanged`` and not sent.
 
 Requests go only to the origin of ``base_url`` and never follow a redirect.
 Retries of 429, 5xx and transport failures, ``Retry-After`` and the deadline
@@ -456,7 +463,7 @@ class _WriteLog:
             self.flush()
 
     def mark_pending(self, key: str, pending: bool) -> None:
-        """Store at once whether a create of ``key`` ended without a known outcome."""
+        """Store at once whether a create of ``key`` may have applied unrecorded."""
         if self._dry_run:
             return
         if pending:
@@ -726,6 +733,12 @@ class _DestinationRun:
         if header is not None:
             request.headers[header] = idempotency_value(self.flow.id, self.label, key)
 
+        if self.options.lookup is not None and key not in self.log.pending:
+            # Stored before the request goes out, so that a crash after the API
+            # applied the create but before its id is stored makes the next run
+            # look the record up instead of creating it again.
+            self.log.mark_pending(key, True)
+
         found: dict[str, str] = {}
         try:
             response = self._send(request, idempotent=header is not None,
@@ -744,6 +757,8 @@ class _DestinationRun:
             self.log.mark_pending(key, True)
             raise self._create_failure(request, exc) from None
 
+        if _rejected(response.status_code) and key in self.log.pending:
+            self.log.mark_pending(key, False)
         document = self._checked_json(request, response)
         remote = self._created_id(request, response, document, key)
         self._map(key, remote)
@@ -1017,6 +1032,15 @@ class _DestinationRun:
         logger.info("%s: %d created, %d updated, %d unchanged, %d problems, %d"
                     " requests", self.label, result.created, result.updated,
                     result.unchanged, len(result.problems), self.requests_sent)
+
+
+def _rejected(status: int) -> bool:
+    """Tell whether a create's response means the API did not apply it.
+
+    A 409 is left out, because it often means the record exists already, which
+    the lookup of the next run can then find and map.
+    """
+    return 400 <= status < 500 and status != 409
 
 
 def _path_variables(variables: dict[str, Any]) -> dict[str, Any]:
