@@ -10,7 +10,8 @@ by ``syncplan serve``, which has the address.
 
 ``create_app_from_env()`` reads the same settings from ``SYNCPLAN_*`` variables,
 for WSGI servers that call a factory
-(``waitress-serve --call sheets_addon.server:create_app_from_env``).
+(``waitress-serve --call sheets_addon.server:create_app_from_env``), and makes
+the server's log lines reach stderr (see ``sheets_addon.server.logs``).
 
 Every error answer is JSON ``{"error": {"code": ..., "message": ...}}``; an
 unexpected exception answers 500 with a request id and is logged with its
@@ -35,6 +36,7 @@ from compiler import compile_project, format_text, has_errors
 from compiler.plan import Plan
 from runtime.state import StateStore
 from sheets_addon.server.auth import GOOGLE_CERTS_URL, GoogleTokenVerifier
+from sheets_addon.server.logs import LOG_LEVEL_ENV, configure_logging, parse_level
 from sheets_addon.server.queue import RunExecutor, WorkerPool
 from sheets_addon.server.ratelimit import RateLimiter
 from sheets_addon.server.store import ServerStore
@@ -141,8 +143,15 @@ def create_app_from_env() -> Flask:
     ``SYNCPLAN_OAUTH_CLIENT_ID``, ``SYNCPLAN_DEV`` (1 for dev mode),
     ``SYNCPLAN_WORKERS``, ``SYNCPLAN_PUBLIC_URL``, ``SYNCPLAN_PROXY_HOPS``,
     ``SYNCPLAN_RATE_LIMIT_BURST``, ``SYNCPLAN_RATE_LIMIT_PER_SECOND``,
-    ``SYNCPLAN_GOOGLE_CERTS_URL``.
+    ``SYNCPLAN_GOOGLE_CERTS_URL``, ``SYNCPLAN_LOG_LEVEL`` (INFO by default).
+
+    WSGI servers leave the root logger unconfigured, so this adds a stderr
+    handler to the package loggers unless a handler already takes their records.
     """
+    try:
+        configure_logging(parse_level(os.environ.get(LOG_LEVEL_ENV)))
+    except ValueError as exc:
+        raise ServerConfigError(str(exc)) from None
     project = os.environ.get("SYNCPLAN_PROJECT")
     if not project:
         raise ServerConfigError("SYNCPLAN_PROJECT is not set; set it to the spec"
