@@ -440,7 +440,12 @@ def test_ambiguous_create_without_safeguard_reported(tmp_path: Path,
     apis.asana.add_fault("drop_after_apply", CREATE_PROJECT)
     result = Project(tmp_path, apis, [dict(PROJECTS, http=http)]).run()
     assert codes(result) == ["ambiguous_write"]
-    assert "may have been applied" in result.errors[0]["message"]
+    message = result.errors[0]["message"]
+    assert message.startswith(f"POST {apis.asana.api_url}/projects may have created"
+                              " the record in asana/projects: it failed with"
+                              " ConnectionError after the request was sent")
+    assert "If the record is there, delete it before the next run" in message
+    assert "on_ambiguous" not in message
     assert result.created == 2
 
 

@@ -787,10 +787,13 @@ class _DestinationRun:
     def _create_failure(self, request: _Request, exc: Exception) -> _Skip:
         target = request.target()
         if isinstance(exc, AmbiguousWrite):
-            return _Outage("ambiguous_write", f"{exc}; the record may exist in"
-                           f" {self.label} now. Declare `http.lookup` or"
-                           " `http.idempotency_header` so that syncplan can tell, or"
-                           " check by hand before the next run")
+            return _Outage("ambiguous_write", f"{target} may have created the record"
+                           f" in {self.label}: it failed with {_failure_cause(exc)}"
+                           " after the request was sent, so it was not resent. If"
+                           " the record is there, delete it before the next run,"
+                           " which creates it again. Declare `http.lookup` or"
+                           " `http.idempotency_header` so that syncplan checks by"
+                           " itself")
         if isinstance(exc, _LookupFailed):
             return _Outage("lookup_failed", f"{target} may have applied, and the"
                            f" lookup that should tell failed: {exc}; the next run"
@@ -1032,6 +1035,14 @@ class _DestinationRun:
         logger.info("%s: %d created, %d updated, %d unchanged, %d problems, %d"
                     " requests", self.label, result.created, result.updated,
                     result.unchanged, len(result.problems), self.requests_sent)
+
+
+def _failure_cause(exc: HTTPFailure) -> str:
+    if exc.last_response is not None:
+        return f"HTTP {exc.last_response.status_code}"
+    if exc.__cause__ is not None:
+        return type(exc.__cause__).__name__
+    return "an error"
 
 
 def _rejected(status: int) -> bool:

@@ -120,7 +120,11 @@ class AmbiguousWrite(HTTPFailure):
 
     A read timeout, a dropped connection or a gateway error after the request
     was sent leaves the server state unknown, so :func:`send` does not resend
-    without the caller's ``on_ambiguous`` check.
+    without the caller's ``on_ambiguous`` check. The message is meant for the
+    person running syncplan. A caller that can check whether the write landed
+    should pass ``on_ambiguous`` to :func:`send` so that it resends when the
+    write did not land. The Sheets backend reads the target range back, and
+    the http destination runs its lookup.
     """
 
 
@@ -627,10 +631,10 @@ def _settle_ambiguous(
     target = f"{method} {_url_without_query(url)}"
     if on_ambiguous is None:
         raise AmbiguousWrite(
-            f"{target} may have been applied: it failed with {failure.cause} on a "
-            f"non-idempotent request, so it was not resent. Check whether the "
-            f"write landed (for example, read the target range back), and pass "
-            f"on_ambiguous to send() so that it can resend when it did not",
+            f"{target} may have been applied: it failed with {failure.cause} after "
+            f"the request was sent. It was not resent, because a resend could "
+            f"apply it twice. Check whether the change is there before running "
+            f"again",
             method=method,
             url=redact_url(url),
             attempts=attempt,
