@@ -52,10 +52,10 @@ the same hash is counted ``unchanged`` and not sent.
 Requests go only to the origin of ``base_url`` and never follow a redirect.
 Retries of 429, 5xx and transport failures, ``Retry-After`` and the deadline
 are those of ``runtime.http.send`` under the flow's ``on_error.retry``, paced by
-one token bucket per system. A 401 gets one credential refresh (OAuth2); a
-second 401 fails the destination. Any other status outside 2xx becomes an
-error record for that record, and the run goes on. Headers are never logged,
-and credential values are masked in messages.
+the token bucket of the system in ``BucketRegistry.shared()``. A 401 gets one
+credential refresh (OAuth2); a second 401 fails the destination. Any other
+status outside 2xx becomes an error record for that record, and the run goes
+on. Headers are never logged, and credential values are masked in messages.
 """
 
 from __future__ import annotations
@@ -135,7 +135,6 @@ DRY_RUN_ID = "(created by this run)"
 _REFERENCE = re.compile(r"\$\{(?:env|file):[^}]*\}")
 _SINGLE_EXPRESSION = re.compile(r"^\s*\{\{(?P<inner>(?:(?!\}\}|\{\{).)*)\}\}\s*$", re.DOTALL)
 _ENV = make_environment()
-_BUCKETS = BucketRegistry()
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS http_writes (
@@ -583,9 +582,9 @@ class _DestinationRun:
         limit = self.system.rate_limit
         if limit is None:
             return None
-        registry = self.context.options.get("http_buckets") or _BUCKETS
-        # NOTE: the http source keeps its own registry, so within one process the
-        # reads and the writes of a system are paced by two buckets.
+        registry = self.context.options.get("http_buckets") or BucketRegistry.shared()
+        # The same key as the http source's, so that a registry shared with the
+        # source paces the reads and the writes of the system as one budget.
         key = f"http:{self.system.id}:{limit.requests}/{limit.per_seconds:g}s"
         return registry.get(key, limit.requests, limit.per_seconds)
 

@@ -8,7 +8,9 @@ consecutive slots instead of queueing on the lock.
 
 A :class:`BucketRegistry` keeps one bucket per string key, such as one per
 spreadsheet id, so that every connector writing to the same target shares one
-budget.
+budget. :meth:`BucketRegistry.shared` returns the registry of the whole process,
+from which the reader and the writers of a system take their buckets, so that
+its reads and writes together stay within its rate limit.
 """
 
 from __future__ import annotations
@@ -186,3 +188,16 @@ class BucketRegistry:
     def __len__(self) -> int:
         with self._lock:
             return len(self._buckets)
+
+    @staticmethod
+    def shared() -> BucketRegistry:
+        """Return the registry of this process, with the real clock and sleep.
+
+        Connectors take the bucket of a system from here under the same key,
+        such as ``http:SYSTEM:LIMIT``, so that the source and the destinations
+        of one system spend one budget.
+        """
+        return _SHARED
+
+
+_SHARED = BucketRegistry()
