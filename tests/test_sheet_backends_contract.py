@@ -521,9 +521,9 @@ def test_contract_nan_never_written(sheet) -> None:
 
     outcome = sync(sheet, [person(1, "Ada", math.nan), person(2, "Bob", float("nan"))])
 
-    assert outcome.errors == []
-    assert rows_of(sheet) == [["ID", "Name", "Score"], [1, "Ada", None], [2, "Bob", None]]
-    assert sheet.stored_kind(TAB, 1, 2) is None
+    assert codes(outcome) == ["value_not_finite", "value_not_finite"]
+    assert rows_of(sheet) == [["ID", "Name", "Score"], [1, "Ada", 3], [2, "Bob", None]]
+    assert sheet.stored_kind(TAB, 1, 2) == "number"
     assert sheet.stored_kind(TAB, 2, 2) is None
 
 

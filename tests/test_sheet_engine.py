@@ -167,6 +167,27 @@ def test_find_columns_duplicate_and_blank_headers():
     assert positions == [4, 1, None, None]
 
 
+def test_plan_duplicate_header_reported():
+    grid = Grid(
+        [
+            ["Entry ID", None, "Name", " NAME ", "Notes", "Notes", "Hours", "Day"],
+            [1, "kept", "Acme", "copy", "a", "b", 2, dt.date(2024, 3, 1)],
+        ]
+    )
+
+    outcome = plan(grid, [record(1, name="Acme 2")])
+
+    assert codes(outcome) == ["duplicate_header"]
+    problem = outcome.errors[0]
+    assert (problem.key, problem.field, problem.raw) == (None, "name", "Name")
+    assert problem.message == (
+        "Header 'Name' of field 'name' is also in column(s) D of the header row."
+        " syncplan writes column C, the leftmost, and leaves the others alone."
+        " Rename or delete the other columns so that the header is unique."
+    )
+    assert outcome.changes.cells == {(1, 2): "Acme 2"}
+
+
 def test_plan_missing_owned_column_appended_to_right():
     grid = Grid([["Entry ID", "Notes", "Name"], [1, "call back", "Acme"]])
 
@@ -375,6 +396,68 @@ def test_plan_duplicate_keys_in_source_last_wins():
     assert outcome.created == 2
     assert codes(outcome) == ["duplicate_key_in_source"]
     assert outcome.errors[0].key == "1"
+    assert "the last record with this key was written" in outcome.errors[0].message
+
+
+def test_plan_duplicate_keys_in_source_update_row():
+    grid = Grid([HEADER, [1, "Acme", 2, dt.date(2024, 3, 1)]])
+
+    outcome = plan(grid, [record(1, name="first"), record(1, name="last")])
+
+    assert outcome.changes.cells == {(1, 1): "last"}
+    assert outcome.changes.append_rows == []
+    assert codes(outcome) == ["duplicate_key_in_source"]
+
+
+@pytest.mark.parametrize(
+    ("values", "types", "expected"),
+    [
+        ([45352], ["date"], "2024-03-01"),
+        ([45352.75], ["date"], "2024-03-01"),
+        ([45352.75], ["datetime"], "2024-03-01T18:00:00.000"),
+        ([Decimal("45352.5")], ["datetime"], "2024-03-01T12:00:00.000"),
+        ([45352], ["string"], "45352"),
+    ],
+)
+def test_canonical_key_reads_serials_by_type(values, types, expected):
+    assert canonical_key(values, types) == expected
+
+
+def test_plan_date_key_matches_serial_cell():
+    columns = [ColumnPlan(field="day", header="Day"), ColumnPlan(field="n", header="N")]
+    types = {"day": "date", "n": "integer"}
+    grid = Grid([["Day", "N"], [45352, 1], [45353.0, 2]])
+    records = [{"day": dt.date(2024, 3, 1), "n": 1}, {"day": dt.date(2024, 3, 2), "n": 5}]
+
+    outcome = plan_tab_sync(grid, records, columns, types, mode="upsert", key=["day"])
+
+    assert outcome.changes.cells == {(2, 1): 5}
+    assert outcome.changes.append_rows == []
+    assert (outcome.created, outcome.updated, outcome.unchanged) == (0, 1, 1)
+
+
+def test_plan_number_cell_against_text_key():
+    columns = [ColumnPlan(field="code", header="Code"), ColumnPlan(field="n", header="N")]
+    types = {"code": "string", "n": "integer"}
+    grid = Grid([["Code", "N"], [42, 1], ["0043", 2], [7.0, 3]])
+    records = [
+        {"code": "0042", "n": 10},
+        {"code": "0043", "n": 20},
+        {"code": "7", "n": 30},
+        {"code": "0044", "n": 40},
+    ]
+
+    outcome = plan_tab_sync(grid, records, columns, types, mode="upsert", key=["code"])
+
+    assert codes(outcome) == ["key_cell_is_number"]
+    problem = outcome.errors[0]
+    assert (problem.key, problem.field, problem.raw) == ("0042", "code", "0042")
+    assert "rows [2] hold the number 42 in key column 'Code'" in problem.message
+    assert "type the key as '0042'" in problem.message
+    # "7" matches the number 7, and its key cell is rewritten as the text it is.
+    assert outcome.changes.cells == {(2, 1): 20, (3, 0): "7", (3, 1): 30}
+    assert outcome.changes.append_rows == [["0044", 40]]
+    assert outcome.written_keys == {"0043", "7", "0044"}
 
 
 def test_plan_record_without_key_reported():
@@ -526,20 +609,27 @@ def test_plan_absent_field_clears_owned_cell():
     assert outcome.changes.cells == {(1, 1): None}
 
 
-def test_plan_nan_never_written():
+def test_plan_nan_reported_and_cell_kept():
     grid = Grid([HEADER, [1, "Acme", 2, dt.date(2024, 3, 1)], [2, "Beta", None, None]])
 
     records = [
         record(1, hours=math.nan),
-        record(2, "Beta", math.nan),
+        record(2, "Beta", Decimal("NaN")),
         record(3, hours=math.nan),
     ]
 
     outcome = plan(grid, records)
 
-    assert outcome.changes.cells == {(1, 2): None, (2, 3): dt.date(2024, 3, 1)}
+    assert outcome.changes.cells == {(2, 3): dt.date(2024, 3, 1)}
     assert outcome.changes.append_rows == [[3, "Acme", None, dt.date(2024, 3, 1)]]
-    assert codes(outcome) == []
+    assert codes(outcome) == ["value_not_finite"] * 3
+    assert [(p.key, p.field, p.raw) for p in outcome.errors] == [
+        ("1", "hours", "nan"),
+        ("2", "hours", "Decimal('NaN')"),
+        ("3", "hours", "nan"),
+    ]
+    assert "is not a number" in outcome.errors[0].message
+    assert "keeps its value" in outcome.errors[0].message
 
 
 @pytest.mark.parametrize(

@@ -14,7 +14,7 @@ import openpyxl
 import pytest
 
 from compiler.plan.models import ColumnPlan
-from runtime.sheets.base import ChangeSet
+from runtime.sheets.base import ChangeSet, LimitExceeded
 from runtime.sheets.engine import sync_tab
 from runtime.sheets.tabs import (
     ERRORS_TAB,
@@ -29,6 +29,7 @@ from runtime.sheets.xlsx import (
     RowDeletion,
     XlsxBackend,
     XlsxFileError,
+    XlsxLimitExceeded,
     date_format_kind,
     number_format_for,
     shift_formula,
@@ -548,6 +549,69 @@ def test_errors_tab_created_with_unticked_retry(tmp_path):
     assert rows[1][9] is False
     assert outcome.created == 2
     assert outcome.written_keys == {"e1", "e2"}
+
+
+def test_errors_tab_retry_column_validated_once(tmp_path):
+    path = tmp_path / "report.xlsx"
+    sync_errors(path, "hours", [error("e1")])
+    sync_errors(path, "hours", [error("e1"), error("e2", record_key="18")])
+
+    validations = openpyxl.load_workbook(path)[ERRORS_TAB].data_validations.dataValidation
+    assert len(validations) == 1
+    (validation,) = validations
+    assert validation.type == "list"
+    assert validation.formula1 == '"TRUE,FALSE"'
+    assert validation.allow_blank is True
+    assert str(validation.sqref) == "J2:J1048576"
+    assert [row[9] for row in errors_rows(path)[1:]] == [False, False]
+
+
+def test_xlsx_checkbox_only_for_created_columns(tmp_path):
+    path = tmp_path / "report.xlsx"
+    backend = XlsxBackend(path)
+    backend.apply("Data", ChangeSet(new_headers=["Done"], checkbox_columns={0}))
+    backend.apply("Data", ChangeSet(cells={(1, 0): True}, checkbox_columns={0}))
+    backend.apply("Data", ChangeSet(new_headers=["Note", "Ok"],
+                                    checkbox_columns={0, 2}))
+    backend.commit()
+
+    sheet = openpyxl.load_workbook(path)["Data"]
+    ranges = [str(v.sqref) for v in sheet.data_validations.dataValidation]
+    assert ranges == ["A2:A1048576", "C2:C1048576"]
+
+
+def test_xlsx_check_limits_rows_and_columns(tmp_path):
+    path = tmp_path / "report.xlsx"
+    backend = XlsxBackend(path)
+    backend.apply("Data", ChangeSet(new_headers=["A", "B"], append_rows=[[1, 2]] * 3))
+
+    backend.check_limits({"Data": ChangeSet(append_rows=[[1]] * 1_048_572)},
+                         {ERRORS_TAB: (1_048_576, 11)})
+    with pytest.raises(LimitExceeded) as raised:
+        backend.check_limits({"Data": ChangeSet(append_rows=[[1]] * 1_048_573)})
+    with pytest.raises(LimitExceeded):
+        backend.check_limits({}, {"Data": (1_048_573, 2)})
+    with pytest.raises(LimitExceeded):
+        backend.check_limits({"Other": ChangeSet(new_headers=["x"] * 16_385)})
+
+    message = str(raised.value)
+    assert "Tab 'Data'" in message
+    assert "1,048,576 rows" in message
+    assert "1,048,577 rows" in message
+    assert "nothing was written" in message
+
+
+def test_xlsx_apply_over_row_limit_writes_nothing(tmp_path):
+    path = tmp_path / "report.xlsx"
+    backend = XlsxBackend(path)
+    backend.apply("Data", ChangeSet(new_headers=["A"], append_rows=[[1]]))
+    backend.commit()
+
+    with pytest.raises(XlsxLimitExceeded):
+        backend.apply("Data", ChangeSet(cells={(1, 0): 5},
+                                        append_rows=[[2]] * 1_048_575))
+
+    assert backend.read_tab("Data").rows == [["A"], [1]]
 
 
 def test_errors_tab_persisting_error_keeps_row(tmp_path):

@@ -5,7 +5,7 @@ computes the edits of a tab, ``runtime.sheets.xlsx`` stores tabs in a local
 workbook and ``runtime.sheets.tabs`` keeps the Errors and Runs tabs.
 """
 
-from runtime.sheets.base import CellKind, ChangeSet, Grid, SheetBackend
+from runtime.sheets.base import CellKind, ChangeSet, Grid, LimitExceeded, SheetBackend
 from runtime.sheets.engine import (
     SHEETS_MAX_CELL_CHARS,
     RowProblem,
@@ -23,6 +23,8 @@ from runtime.sheets.tabs import (
     RUNS_COLUMNS,
     RUNS_TAB,
     append_run_row,
+    check_run_limits,
+    report_tabs_growth,
     sync_errors_tab,
 )
 from runtime.sheets.xlsx import XlsxBackend, XlsxFileError
@@ -36,6 +38,7 @@ __all__ = [
     "CellKind",
     "ChangeSet",
     "Grid",
+    "LimitExceeded",
     "RowProblem",
     "SheetBackend",
     "TabSync",
@@ -45,8 +48,10 @@ __all__ = [
     "canonical_key",
     "cell_kind",
     "cell_values_equal",
+    "check_run_limits",
     "find_columns",
     "plan_tab_sync",
+    "report_tabs_growth",
     "sync_errors_tab",
     "sync_tab",
 ]

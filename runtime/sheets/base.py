@@ -16,6 +16,7 @@ Cell values crossing this interface are Python values: ``str``, ``int``,
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
@@ -46,7 +47,10 @@ class ChangeSet:
     ``append_rows`` are full rows (header width after ``new_headers``) added below
     the last row. ``delete_rows`` are row indexes to remove, applied last, so the
     indexes in ``cells`` refer to the grid as it was read. ``column_kinds`` tells
-    the backend which number format each owned column needs.
+    the backend which number format each owned column needs. ``checkbox_columns``
+    are owned boolean columns that people tick: a backend gives the cells of such a
+    column that it creates (a new column, new grid rows) a TRUE/FALSE validation,
+    shown as a checkbox where the spreadsheet has one.
     """
 
     new_headers: list[str] = field(default_factory=list)
@@ -54,6 +58,7 @@ class ChangeSet:
     append_rows: list[list[Any]] = field(default_factory=list)
     delete_rows: list[int] = field(default_factory=list)
     column_kinds: dict[int, CellKind] = field(default_factory=dict)
+    checkbox_columns: set[int] = field(default_factory=set)
 
     def is_empty(self) -> bool:
         return not (self.new_headers or self.cells or self.append_rows or self.delete_rows)
@@ -65,6 +70,9 @@ class BackendError(Exception):
 
 class LimitExceeded(BackendError):
     """A write would break a limit of the spreadsheet; nothing of it was written."""
+
+    #: The code of the row this refusal gets in the Errors tab.
+    code = "limit_exceeded"
 
 
 class SheetBackend(Protocol):
@@ -78,6 +86,20 @@ class SheetBackend(Protocol):
 
     def apply(self, name: str, changes: ChangeSet) -> None:
         """Apply ``changes`` to the tab, creating the tab first if it is missing."""
+
+    def check_limits(
+        self,
+        writes: Mapping[str, ChangeSet],
+        new_rows: Mapping[str, tuple[int, int]] | None = None,
+    ) -> None:
+        """Raise ``LimitExceeded`` when a run's writes together would break a limit.
+
+        ``writes`` maps tab names to the change sets a run is about to apply, each
+        planned against a grid this backend read. ``new_rows`` maps other tabs
+        (the Errors and Runs tabs) to at most how many rows they gain and how many
+        columns they have. Nothing is sent or written, so a run can check every
+        tab of a spreadsheet before it writes the first one.
+        """
 
     def commit(self) -> None:
         """Make every applied change durable (for a file: save it)."""

@@ -17,6 +17,15 @@ Rules the engine keeps:
   nothing is written, because appending instead would duplicate every row.
 * Duplicate keys in the tab are reported and their records not written; rows are
   never merged. ``mirror`` deletes only rows whose key is in ``owned_keys``.
+* Records that share a key: the last one is written and each earlier one is
+  reported (``duplicate_key_in_source``), the rule the pipeline follows when it
+  deduplicates by entity key, because exports list a record again after it
+  changed. Both backends get the same edits, since they share this engine.
+* A text key such as ``0042`` that matches no row, where the key column holds the
+  number 42, is reported and not written (``key_cell_is_number``), because
+  appending would give the record a second row.
+* A header cell that repeats an owned column's header is reported
+  (``duplicate_header``); the leftmost match is written.
 
 When the grid has no rows at all, ``new_headers`` become row 0 and ``append_rows``
 start at row 1. Backends must place them that way.
@@ -254,6 +263,9 @@ def _decimal_text(number: Decimal) -> str:
 
 
 def _date_key(value: Any) -> str:
+    serial = _serial_moment(value)
+    if serial is not None:
+        return serial.date().isoformat()
     if isinstance(value, dt.datetime):
         return value.date().isoformat()
     if isinstance(value, dt.date):
@@ -268,6 +280,9 @@ def _date_key(value: Any) -> str:
 
 
 def _datetime_key(value: Any, zone: ZoneInfo) -> str:
+    serial = _serial_moment(value)
+    if serial is not None:
+        return _round_to_millisecond(serial).isoformat(timespec="milliseconds")
     if isinstance(value, str):
         try:
             value = dt.datetime.fromisoformat(value)
@@ -280,6 +295,21 @@ def _datetime_key(value: Any, zone: ZoneInfo) -> str:
         return dt.datetime.combine(value, dt.time()).isoformat(timespec="milliseconds")
 
     return _text_key(value)
+
+
+def _serial_moment(value: Any) -> dt.datetime | None:
+    """Return the naive datetime of a date serial number, or ``None`` for other values.
+
+    A backend that reads unformatted values (Google Sheets) returns a date cell as
+    its serial number, so a number in a date or datetime key column is read as one,
+    the same way ``cell_values_equal`` compares it.
+    """
+    if not _is_number(value):
+        return None
+    try:
+        return _SERIAL_EPOCH + dt.timedelta(days=float(value))
+    except (OverflowError, ValueError):
+        return None
 
 
 def _boolean_key(value: Any) -> str:
@@ -326,10 +356,11 @@ def to_cell_value(
 ) -> Any:
     """Convert a record value to the value a backend writes into a cell.
 
-    Aware datetimes become naive datetimes in ``zone``. NaN becomes ``None``, which
-    clears the cell. Control characters that an .xlsx file cannot store are removed
-    from text. Raises ``_UnwritableValue`` for infinite numbers, text over
-    ``max_chars`` characters and types a spreadsheet cannot hold.
+    Aware datetimes become naive datetimes in ``zone``. Control characters that an
+    .xlsx file cannot store are removed from text. Raises ``_UnwritableValue`` for
+    NaN and infinite numbers, text over ``max_chars`` characters and types a
+    spreadsheet cannot hold. NaN is reported rather than written as an empty cell,
+    because clearing a cell for a value that failed to compute would lose data.
     """
     if value is None or isinstance(value, (bool, int, dt.timedelta)):
         return value
@@ -349,11 +380,14 @@ def to_cell_value(
     )
 
 
-def _finite_number(value: float | Decimal) -> float | Decimal | None:
-    if isinstance(value, Decimal) and value.is_nan():
-        return None
-    if isinstance(value, float) and math.isnan(value):
-        return None
+def _finite_number(value: float | Decimal) -> float | Decimal:
+    nan = value.is_nan() if isinstance(value, Decimal) else math.isnan(value)
+    if nan:
+        raise _UnwritableValue(
+            "value_not_finite",
+            f"Value {value!r} is not a number, so it was not written and the cell"
+            " keeps its value; fix the calculation or the source value.",
+        )
     if not math.isfinite(value):
         raise _UnwritableValue(
             "value_not_finite",
@@ -482,7 +516,6 @@ def find_columns(
             positions[number] = _match_header(normalized, names, taken)
             if positions[number] is not None:
                 taken.add(positions[number])
-                _warn_duplicate_header(normalized, positions[number], header)
 
     return positions
 
@@ -501,16 +534,57 @@ def _match_header(
     return None
 
 
-def _warn_duplicate_header(
-    normalized: list[str], index: int, header: Sequence[Any]
-) -> None:
-    if normalized.count(normalized[index]) > 1:
-        logger.warning(
-            "Header %r appears more than once in the tab; syncplan writes the leftmost"
-            " free one (column %d)",
-            header[index],
-            index + 1,
+def duplicate_header_problems(
+    header: Sequence[Any], columns: Sequence[ColumnPlan], positions: list[int | None]
+) -> list[RowProblem]:
+    """Report each owned column whose header cell text is in other header cells too.
+
+    The engine writes the leftmost free match (``find_columns``) and never the
+    others, but a person cannot tell which of the equal columns syncplan owns, so
+    each case becomes a problem for the Errors tab. Columns that no owned column
+    matches are left alone and not reported, whatever their headers.
+    """
+    normalized = [normalize_header(cell) for cell in header]
+    taken = {position for position in positions if position is not None}
+    problems = []
+    for column, position in zip(columns, positions, strict=True):
+        if position is None:
+            continue
+        others = [
+            index
+            for index, text in enumerate(normalized)
+            if text == normalized[position] and index not in taken
+        ]
+        if not others:
+            continue
+        letters = [_column_letters(index) for index in others]
+        problems.append(
+            RowProblem(
+                key=None,
+                field=column.field,
+                code="duplicate_header",
+                message=(
+                    f"Header {header[position]!r} of field {column.field!r} is also"
+                    f" in column(s) {', '.join(letters)} of the header row. syncplan"
+                    f" writes column {_column_letters(position)}, the leftmost, and"
+                    " leaves the others alone. Rename or delete the other columns so"
+                    " that the header is unique."
+                ),
+                raw=str(header[position]),
+            )
         )
+
+    return problems
+
+
+def _column_letters(index: int) -> str:
+    """Return the letters of a 0-based column index (0 is A, 26 is AA)."""
+    letters = ""
+    number = index + 1
+    while number:
+        number, remainder = divmod(number - 1, 26)
+        letters = chr(65 + remainder) + letters
+    return letters
 
 
 def _lay_out_columns(
@@ -552,6 +626,7 @@ def plan_tab_sync(
     owned_keys: Collection[str] = (),
     timezone: str = "UTC",
     create_only_fields: Collection[str] = (),
+    checkbox_fields: Collection[str] = (),
     max_cell_chars: int = SHEETS_MAX_CELL_CHARS,
 ) -> TabSync:
     """Compute the edits that make the tab match ``records`` in ``mode``.
@@ -560,6 +635,7 @@ def plan_tab_sync(
     maps each column's field to its plan type. Fields in ``create_only_fields`` are
     written when a row is appended and never updated afterwards, which leaves
     people's later edits of them alone (the Retry checkbox of the Errors tab).
+    The columns of ``checkbox_fields`` become ``ChangeSet.checkbox_columns``.
     ``max_cell_chars`` is the maximum text length the backend stores in one cell.
     Raises ``ValueError`` for invalid arguments, never for the content of the tab or
     the records.
@@ -584,6 +660,7 @@ def plan_tab_sync(
             result.written_keys = set(owned_keys)
             return result
 
+    result.errors.extend(duplicate_header_problems(header, columns, positions))
     layout = _lay_out_columns(grid, columns, positions, blank)
     result.header_created = blank
     result.changes.new_headers = list(layout.new_headers)
@@ -591,6 +668,11 @@ def plan_tab_sync(
     result.changes.column_kinds = {
         position: cell_kind(types[column.field])
         for column, position in zip(columns, layout.positions, strict=True)
+    }
+    result.changes.checkbox_columns = {
+        position
+        for column, position in zip(columns, layout.positions, strict=True)
+        if column.field in checkbox_fields
     }
 
     context = _SyncContext(
@@ -758,11 +840,16 @@ def _plan_keyed(
         result.errors.append(_duplicate_in_sheet(duplicate, sheet_rows[duplicate]))
 
     grid_rows = context.grid.rows if context.grid is not None else []
+    number_rows = _number_key_rows(context)
     by_key = _collect_records(context, records)
     for record_key, record in by_key.items():
         if record_key in duplicates:
             continue
         rows = sheet_rows.get(record_key)
+        lost_zeros = _rows_without_leading_zeros(record_key, number_rows)
+        if rows is None and lost_zeros:
+            result.errors.append(_key_lost_leading_zeros(context, record_key, lost_zeros))
+            continue
         if rows is None and mode == "update":
             result.errors.append(_key_not_found(record_key, context.key))
             continue
@@ -803,6 +890,64 @@ def _index_sheet_rows(context: _SyncContext) -> dict[str, list[int]]:
             rows_by_key.setdefault(row_key, []).append(index)
 
     return rows_by_key
+
+
+_TEXT_KEY_EXCLUDED_TYPES = frozenset(
+    {"integer", "decimal", "money", "date", "datetime", "boolean"}
+)
+_DIGITS = re.compile(r"[0-9]+")
+
+
+def _number_key_rows(context: _SyncContext) -> dict[str, list[int]]:
+    """Map the integer text of each number cell in a text key column to its rows.
+
+    Only single-field text keys are indexed: there a number such as 42 may be a
+    key like ``0042`` that a person typed, which the spreadsheet stored as a number.
+    """
+    if context.grid is None or len(context.key) != 1:
+        return {}
+    if context.key_types[0] in _TEXT_KEY_EXCLUDED_TYPES:
+        return {}
+
+    position = context.key_positions[0]
+    found: dict[str, list[int]] = {}
+    for index, row in enumerate(context.grid.rows[1:], start=1):
+        cell = row[position] if position < len(row) else None
+        if _is_number(cell) and math.isfinite(cell) and cell == int(cell) and cell >= 0:
+            found.setdefault(str(int(cell)), []).append(index)
+
+    return found
+
+
+def _rows_without_leading_zeros(
+    record_key: str, number_rows: dict[str, list[int]]
+) -> list[int]:
+    """Return the rows whose number equals ``record_key`` without its leading zeros."""
+    if not _DIGITS.fullmatch(record_key) or not record_key.startswith("0"):
+        return []
+
+    return number_rows.get(str(int(record_key)), [])
+
+
+def _key_lost_leading_zeros(
+    context: _SyncContext, record_key: str, rows: list[int]
+) -> RowProblem:
+    position = context.key_positions[0]
+    header = context.grid.rows[0][position] if context.grid is not None else None
+    numbers = [index + 1 for index in rows]
+    return RowProblem(
+        key=record_key,
+        field=context.key[0],
+        code="key_cell_is_number",
+        message=(
+            f"No row has the text key {record_key!r}, but rows {numbers} hold the"
+            f" number {int(record_key)} in key column {header!r}. A spreadsheet drops"
+            " the leading zeros of a key typed as a number, so the record was not"
+            " written rather than added as a second row. Format the key column as"
+            f" plain text and type the key as {record_key!r}, or delete that row."
+        ),
+        raw=record_key,
+    )
 
 
 def _collect_records(
@@ -922,8 +1067,9 @@ def _duplicate_in_source(record_key: str) -> RowProblem:
         field=None,
         code="duplicate_key_in_source",
         message=(
-            f"Key {record_key!r} occurs more than once in the records; a later record"
-            " with this key was written and this one was skipped."
+            f"Key {record_key!r} occurs more than once in the records; the last"
+            " record with this key was written and this earlier one was skipped."
+            " Remove the duplicate at the source, or add a field to the key."
         ),
         raw=record_key,
     )

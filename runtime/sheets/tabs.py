@@ -22,7 +22,7 @@ from decimal import Decimal
 from typing import Any
 
 from compiler.plan.models import ColumnPlan
-from runtime.sheets.base import SheetBackend
+from runtime.sheets.base import ChangeSet, SheetBackend
 from runtime.sheets.engine import (
     SHEETS_MAX_CELL_CHARS,
     RowProblem,
@@ -66,6 +66,8 @@ ERRORS_FIELD_TYPES = {
 # Written when an error first gets its row, then left to people: the row records
 # when the error first occurred, and people tick Retry.
 ERRORS_CREATE_ONLY_FIELDS = frozenset({"first_run", "time", "retry"})
+# People tick Retry, so the column is a checkbox column where the backend has them.
+ERRORS_CHECKBOX_FIELDS = frozenset({"retry"})
 _ERROR_TEXT_FIELDS = (
     "error_id",
     "first_run",
@@ -158,6 +160,7 @@ def sync_errors_tab(
         owned_keys=flow_keys,
         timezone=timezone,
         create_only_fields=ERRORS_CREATE_ONLY_FIELDS,
+        checkbox_fields=ERRORS_CHECKBOX_FIELDS,
         max_cell_chars=max_chars,
     )
     outcome.errors.extend(_conflict_problem(record, flow_id) for record in conflicts)
@@ -225,6 +228,31 @@ def _conflict_problem(record: Mapping[str, Any], flow_id: str) -> RowProblem:
         ),
         raw=record["error_id"],
     )
+
+
+def report_tabs_growth(error_count: int) -> dict[str, tuple[int, int]]:
+    """Return at most how many rows the Errors and Runs tabs gain in a run, and their widths.
+
+    ``error_count`` is the number of error rows the run will write. A tab that
+    does not exist yet also gains its header row, which the counts include.
+    """
+    return {
+        ERRORS_TAB: (error_count + 1, len(ERRORS_COLUMNS)),
+        RUNS_TAB: (2, len(RUNS_COLUMNS)),
+    }
+
+
+def check_run_limits(
+    backend: SheetBackend, writes: Mapping[str, ChangeSet], error_count: int
+) -> None:
+    """Check a run's planned writes to one spreadsheet before any of them is applied.
+
+    ``writes`` maps each data tab of the spreadsheet to its planned change set.
+    The Errors and Runs tabs are counted with ``report_tabs_growth``. Raises the
+    backend's ``LimitExceeded`` when the writes together would break a limit, so
+    that the run can write none of them and report why.
+    """
+    backend.check_limits(writes, report_tabs_growth(error_count))
 
 
 def append_run_row(

@@ -29,7 +29,7 @@ import shutil
 import uuid
 import warnings
 import zipfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -41,16 +41,31 @@ from openpyxl.styles.numbers import STRIP_RE, is_date_format, is_timedelta_forma
 from openpyxl.utils import get_column_letter
 from openpyxl.utils.exceptions import InvalidFileException
 from openpyxl.workbook.workbook import Workbook
+from openpyxl.worksheet.datavalidation import DataValidation
 from openpyxl.worksheet.formula import ArrayFormula, DataTableFormula
 from openpyxl.worksheet.worksheet import Worksheet
 
-from runtime.sheets.base import BackendError, CellKind, ChangeSet, Grid, SheetBackend
+from runtime.sheets.base import (
+    BackendError,
+    CellKind,
+    ChangeSet,
+    Grid,
+    LimitExceeded,
+    SheetBackend,
+)
 
 logger = logging.getLogger(__name__)
 
 # Excel stores at most 32,767 characters in a cell, and openpyxl silently cuts longer
 # text to that length when a value is set.
 XLSX_MAX_CELL_CHARS = 32_767
+# Excel's grid: rows and columns per worksheet. openpyxl raises a ValueError for
+# a row past the last (openpyxl 3.1) but writes columns past the last one.
+XLSX_MAX_ROWS = 1_048_576
+XLSX_MAX_COLUMNS = 16_384
+# A list validation of the two booleans: Excel offers TRUE and FALSE in a drop-down
+# for the Retry column, the nearest to the checkbox Google Sheets shows.
+_BOOLEAN_LIST = '"TRUE,FALSE"'
 _MAX_TAB_TITLE = 31
 _INVALID_TAB_TITLE = re.compile(r"[\\/*?:\[\]]")
 
@@ -66,6 +81,10 @@ _REF_ERROR = "#REF!"
 
 class XlsxFileError(BackendError):
     """The workbook file cannot be opened or saved. The message names the fix."""
+
+
+class XlsxLimitExceeded(LimitExceeded):
+    """A tab would get more rows or columns than an Excel worksheet holds."""
 
 
 class XlsxBackend(SheetBackend):
@@ -118,7 +137,12 @@ class XlsxBackend(SheetBackend):
         return Grid(rows)
 
     def apply(self, name: str, changes: ChangeSet) -> None:
-        """Apply ``changes`` to the tab, creating the tab first if it is missing."""
+        """Apply ``changes`` to the tab, creating the tab first if it is missing.
+
+        Raises ``XlsxLimitExceeded``, before changing anything, when the tab would
+        get more rows or columns than Excel allows.
+        """
+        self.check_limits({name: changes})
         sheet = _find_sheet(self._workbook, name)
         if sheet is None:
             sheet = self._create_sheet(name)
@@ -126,14 +150,9 @@ class XlsxBackend(SheetBackend):
         if changes.is_empty():
             return
 
-        height, width = _extent(
-            {
-                position: True
-                for position, cell in _stored_cells(sheet)
-                if _has_value(cell)
-            }
-        )
+        height, width = _used_extent(sheet)
         _write_new_headers(sheet, changes.new_headers, width)
+        _add_checkbox_validations(sheet, changes, width)
         for (row, column), value in changes.cells.items():
             _write_cell(sheet, row, column, value, changes.column_kinds)
 
@@ -151,6 +170,43 @@ class XlsxBackend(SheetBackend):
                 self._workbook, sheet, [index + 1 for index in changes.delete_rows]
             )
         self._dirty = True
+
+    def check_limits(
+        self,
+        writes: Mapping[str, ChangeSet],
+        new_rows: Mapping[str, tuple[int, int]] | None = None,
+    ) -> None:
+        """Raise ``XlsxLimitExceeded`` when a tab would outgrow an Excel worksheet.
+
+        An .xlsx workbook has no limit across tabs, so each tab is checked alone:
+        at most ``XLSX_MAX_ROWS`` rows and ``XLSX_MAX_COLUMNS`` columns.
+        """
+        projected: dict[str, tuple[int, int]] = {}
+        for name, changes in writes.items():
+            height, width = self._tab_extent(name)
+            if changes.new_headers:
+                height = max(height, 1)
+            height += len(changes.append_rows) - len(set(changes.delete_rows))
+            cell_columns = (column + 1 for _, column in changes.cells)
+            width = max(width + len(changes.new_headers), *cell_columns, 0)
+            projected[name] = (height, width)
+        for name, (rows, columns) in (new_rows or {}).items():
+            height, width = projected.get(name) or self._tab_extent(name)
+            projected[name] = (height + rows, max(width, columns))
+
+        for name, (rows, columns) in projected.items():
+            if rows > XLSX_MAX_ROWS or columns > XLSX_MAX_COLUMNS:
+                raise XlsxLimitExceeded(
+                    f"Tab {name!r} of {str(self._path)!r} would get {rows:,} rows and"
+                    f" {columns:,} columns, over Excel's limit of {XLSX_MAX_ROWS:,}"
+                    f" rows and {XLSX_MAX_COLUMNS:,} columns per worksheet; nothing"
+                    " was written. Filter the flow's records or split them over"
+                    " several tabs."
+                )
+
+    def _tab_extent(self, name: str) -> tuple[int, int]:
+        sheet = _find_sheet(self._workbook, name)
+        return (0, 0) if sheet is None else _used_extent(sheet)
 
     def commit(self) -> None:
         """Save the workbook atomically, unless nothing changed since it was opened.
@@ -310,6 +366,13 @@ def _has_value(cell: Cell) -> bool:
     return cell.value is not None and cell.value != ""
 
 
+def _used_extent(sheet: Worksheet) -> tuple[int, int]:
+    """Return the number of rows and columns up to the last cell with a value."""
+    return _extent(
+        {position: True for position, cell in _stored_cells(sheet) if _has_value(cell)}
+    )
+
+
 def _extent(values: dict[tuple[int, int], Any]) -> tuple[int, int]:
     if not values:
         return (0, 0)
@@ -351,6 +414,24 @@ def _write_new_headers(sheet: Worksheet, headers: list[str], width: int) -> None
         # Membership does not create the dimension, unlike indexing.
         if letter not in sheet.column_dimensions:
             sheet.column_dimensions[letter].width = max(10, len(header) + 2)
+
+
+def _add_checkbox_validations(sheet: Worksheet, changes: ChangeSet, width: int) -> None:
+    """Give each checkbox column this change set creates a TRUE/FALSE list validation.
+
+    A column counts as created when its header is written now: a new header, or a
+    header cell filled into a blank header row. The validation covers the column
+    from row 2 to the bottom of the worksheet, so later rows need none of their own.
+    """
+    created = {width + offset for offset in range(len(changes.new_headers))}
+    created |= {column for row, column in changes.cells if row == 0}
+    for column in sorted(changes.checkbox_columns & created):
+        letter = get_column_letter(column + 1)
+        validation = DataValidation(
+            type="list", formula1=_BOOLEAN_LIST, allow_blank=True
+        )
+        validation.add(f"{letter}2:{letter}{XLSX_MAX_ROWS}")
+        sheet.add_data_validation(validation)
 
 
 def _write_cell(
