@@ -132,7 +132,7 @@ def authenticated(handler: Handler) -> Handler:
         except AuthError as exc:
             # Failed attempts spend the client address's bucket, so guessing
             # keys or replaying tokens is throttled too.
-            limited = _rate_limited(backend, f"addr:{request.remote_addr}")
+            limited = _rate_limited(backend, _address_bucket())
             if limited is not None:
                 return limited
             logger.info("request %s %s rejected: %s", request.method, request.path,
@@ -343,11 +343,12 @@ def receive_webhook(system: str) -> Any:
     backend = current_backend()
     config = backend.webhooks.get(system)
     if config is None:
+        limited = _rate_limited(backend, _address_bucket())
+        if limited is not None:
+            return limited
+        logger.info("webhook delivery for unknown system %r rejected", system)
         raise BadRequest(f"system {system!r} declares no webhook; add 'webhook:' to"
                          " the system in the spec", "not_found", 404)
-    limited = _rate_limited(backend, f"hook:{system}")
-    if limited is not None:
-        return limited
     body = request.get_data(cache=True)
     try:
         secret = resolve(config.secret, backend.root)
@@ -360,12 +361,41 @@ def receive_webhook(system: str) -> Any:
         verify_signature(config, secret, method=request.method,
                          uri=_signed_uri(backend), body=body,
                          headers=request.headers)
+    except WebhookRejected as exc:
+        return _rejected_delivery(backend, system, exc)
+    # The system's bucket is charged only now, after the signature check, so
+    # unsigned requests cannot use it up and get genuine deliveries a 429.
+    limited = _rate_limited(backend, f"hook:{system}")
+    if limited is not None:
+        logger.warning("webhook delivery for system %s rate limited: answered 429",
+                       system)
+        return limited
+    try:
         events = parse_events(config, body)
     except WebhookRejected as exc:
         logger.warning("webhook delivery for system %s rejected: %s", system,
                        exc.code)
         return error_response(exc.status, exc.code, str(exc))
     return _accept_events(backend, system, events)
+
+
+def _address_bucket() -> str:
+    return f"addr:{request.remote_addr}"
+
+
+def _rejected_delivery(backend: Backend, system: str,
+                       exc: WebhookRejected) -> Response:
+    if exc.status >= 500:  # the server's setup is wrong, not the sender
+        logger.error("webhook of system %s cannot be checked: %s", system, exc)
+        return error_response(exc.status, exc.code, str(exc))
+    # Failed signatures spend the sender address's bucket, the same one that
+    # failed logins spend, so guessing signatures is throttled too.
+    limited = _rate_limited(backend, _address_bucket())
+    if limited is not None:
+        return limited
+    logger.warning("webhook delivery for system %s from %s rejected: %s", system,
+                   request.remote_addr, exc.code)
+    return error_response(exc.status, exc.code, str(exc))
 
 
 def _signed_uri(backend: Backend) -> str:

@@ -98,14 +98,18 @@ def webhook_configs(plan: Plan) -> dict[str, WebhookConfig]:
 def verify_signature(config: WebhookConfig, secret: str, *, method: str, uri: str,
                      body: bytes, headers: Mapping[str, str],
                      now_ms: int | None = None) -> None:
-    """Raise ``WebhookRejected`` (401) unless the delivery is signed with ``secret``."""
+    """Raise ``WebhookRejected`` (401) unless the delivery is signed with ``secret``.
+
+    An unknown signature scheme raises it with 503, because the server's
+    settings are wrong, not the delivery.
+    """
     if config.signature == "hubspot_v3":
         _verify_hubspot_v3(secret, method, uri, body, headers,
                            now_ms if now_ms is not None else int(time.time() * 1000))
     elif config.signature == "hmac_sha256_hex":
         _verify_hex(config.header, secret, body, headers)
     else:
-        raise WebhookRejected(500, "webhook_misconfigured",
+        raise WebhookRejected(503, "webhook_misconfigured",
                               f"system {config.system!r} declares the unknown"
                               f" signature scheme {config.signature!r}")
 
