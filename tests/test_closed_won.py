@@ -8,6 +8,7 @@ from typing import Any
 
 import openpyxl
 import pytest
+import requests
 
 from compiler import compile_project
 from runtime.runner import FlowResult, PlanRunner
@@ -18,6 +19,7 @@ from sheets_addon.demo.fake_apis import SAMPLE_DEALS, FakeApis
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "closed-won"
 SEARCH = "POST /crm/v3/objects/deals/search"
 CREATE_NOTE = "POST /crm/v3/objects/notes"
+SEARCH_NOTES = "POST /crm/v3/objects/notes/search"
 CREATE_PROJECT = "POST /api/1.0/projects"
 CREATE_TASK = "POST /api/1.0/tasks"
 LIST_PROJECTS = "GET /api/1.0/projects"
@@ -74,6 +76,9 @@ def add_faults(apis: FakeApis) -> None:
     crm.add_fault("expire_token", SEARCH, skip=2)  # the second page's first try
     crm.add_fault("server_error", CREATE_NOTE, times=2)
     crm.add_fault("rate_limit", CREATE_NOTE, ratio=0.2, times=None, seconds=0)
+    # Applied, with the response sent after the 1 s read timeout: the notes
+    # search finds it.
+    crm.add_fault("timeout_after_apply", CREATE_NOTE, skip=4, seconds=1.5)
     asana.add_fault("rate_limit", CREATE_PROJECT, ratio=0.1, times=None, seconds=0)
     asana.add_fault("server_error", CREATE_PROJECT, skip=2)
     asana.add_fault("timeout_after_apply", CREATE_PROJECT, skip=5, seconds=1.5)
@@ -117,8 +122,8 @@ def test_closed_won_example_with_faults(tmp_path: Path, apis: FakeApis) -> None:
     handoff = first["deals_to_projects"]
     assert handoff.status == "succeeded", handoff.message
     assert handoff.read == len(won)
-    assert error_codes(handoff) == [("dependency_missing", bad)] * 2 + [("http_400", bad)]
-    assert handoff.created == 3 * len(good)
+    assert error_codes(handoff) == [("dependency_missing", bad), ("http_400", bad)]
+    assert handoff.created == 2 * len(good)
     for deal_id in good:
         assert len(project_of(apis, deal_id)) == 1
         assert len(apis.crm.notes_for(deal_id)) == 1
@@ -138,11 +143,16 @@ def test_closed_won_example_with_faults(tmp_path: Path, apis: FakeApis) -> None:
     project_statuses = [entry.status for entry in apis.asana.requests(CREATE_PROJECT)]
     assert 429 in project_statuses
     assert 500 in project_statuses
+    # The note whose response timed out was looked up, found and not resent.
+    timed_out = [entry for entry in apis.crm.requests(CREATE_NOTE)
+                 if entry.fault == "timeout_after_apply"]
+    assert len(timed_out) == 1
+    assert len(apis.crm.requests(SEARCH_NOTES)) >= 1
 
     report = first["projects_report"]
     assert report.status == "succeeded", report.message
     assert report.errors == []
-    assert report.created == len(good)
+    assert report.created == 2 * len(good)  # a row and a note per project
     rows = projects_tab(project)
     assert sorted(rows) == good
     acme = next(deal_id for deal_id in good if won[deal_id]["client_name"] == "Acme Retail")
@@ -152,6 +162,11 @@ def test_closed_won_example_with_faults(tmp_path: Path, apis: FakeApis) -> None:
     assert rows[acme]["Status"] == "not_set"
     assert rows[acme]["Project owner"] == "priya.shah@agency.example"
     assert rows[acme]["Link"] == project_of(apis, acme)[0]["permalink_url"]
+    for deal_id in good:
+        (note,) = apis.crm.notes_for(deal_id)
+        link = project_of(apis, deal_id)[0]["permalink_url"]
+        assert note["properties"]["hs_note_body"] == f"Delivery project: {link}"
+        assert rows[deal_id]["Link"] == link
 
     # People work in the project tool; a search page repeats its cursor.
     acme_gid = project_of(apis, acme)[0]["gid"]
@@ -173,10 +188,10 @@ def test_closed_won_example_with_faults(tmp_path: Path, apis: FakeApis) -> None:
     apis.crm.clear_faults()
     third = run_all(project, state)
     handoff = third["deals_to_projects"]
-    assert error_codes(handoff) == [("dependency_missing", bad)] * 2 + [("http_400", bad)]
+    assert error_codes(handoff) == [("dependency_missing", bad), ("http_400", bad)]
     assert handoff.created == 0
     assert handoff.updated == 0
-    assert handoff.unchanged == 3 * len(good)
+    assert handoff.unchanged == 2 * len(good)
     assert third["projects_report"].created == 0
     assert len(apis.asana.projects) == len(good)
     assert len(apis.asana.tasks) == len(good)
@@ -210,14 +225,58 @@ def test_closed_won_plan_ownership(tmp_path: Path) -> None:
     assert compiled.diagnostics == []
     handoff = compiled.plan.flow("deals_to_projects")
     by_label = {f"{d.system}/{d.object}": d for d in handoff.destinations}
-    assert list(by_label) == ["asana/projects", "asana/tasks", "crm/notes"]
-    # The note names its deal by the key, which the CRM owns, and writes no field.
-    assert by_label["crm/notes"].columns == []
-    assert by_label["crm/notes"].options["http"]["depends_on"] == ["asana/projects"]
+    assert list(by_label) == ["asana/projects", "asana/tasks"]
     written = {c.field for c in by_label["asana/projects"].columns}
     assert "status" not in written
     assert "project_owner" not in written
-    assert compiled.plan.flow("projects_report").depends_on == ["deals_to_projects"]
+    report = compiled.plan.flow("projects_report")
+    assert report.depends_on == ["deals_to_projects"]
+    by_label = {f"{d.system}/{d.object}": d for d in report.destinations}
+    assert list(by_label) == ["report/Projects", "crm/notes"]
+    # The note names its deal by the key, which the CRM owns, and writes the
+    # project tool's link.
+    notes = by_label["crm/notes"]
+    assert [c.field for c in notes.columns] == ["project_url"]
+    assert notes.options["http"]["depends_on"] == []
+    # HubSpot documents no idempotency key, so the note relies on a lookup.
+    assert "idempotency_header" not in notes.options["http"]
+    lookup = notes.options["http"]["lookup"]
+    assert lookup["path"] == "/crm/v3/objects/notes/search"
+    assert lookup["match"]["value"] == (
+        notes.options["http"]["create"]["body"]["properties"]["hs_note_body"])
+
+
+def test_fake_crm_searches_notes_by_deal(apis: FakeApis) -> None:
+    first, second = apis.crm.add_deal(dealname="A"), apis.crm.add_deal(dealname="B")
+    session = requests.Session()
+    token = session.post(apis.crm.url + "/oauth/v1/token", data={
+        "grant_type": "refresh_token", "client_id": apis.crm_client_id,
+        "client_secret": apis.crm_client_secret,
+        "refresh_token": apis.crm_refresh_token}, timeout=5).json()["access_token"]
+    session.headers["Authorization"] = f"Bearer {token}"
+    for deal_id, body in ((first, "one"), (second, "two"), (first, "three")):
+        created = session.post(apis.crm.url + "/crm/v3/objects/notes", json={
+            "properties": {"hs_timestamp": "2026-01-01T00:00:00Z",
+                           "hs_note_body": body},
+            "associations": [{"to": {"id": deal_id}, "types": []}]}, timeout=5)
+        assert created.status_code == 201
+
+    def search(filters: list[dict[str, Any]]) -> requests.Response:
+        return session.post(apis.crm.url + "/crm/v3/objects/notes/search", json={
+            "filterGroups": [{"filters": filters}], "limit": 1}, timeout=5)
+
+    by_deal = {"propertyName": "associations.deal", "operator": "EQ", "value": first}
+    page = search([by_deal]).json()
+    assert page["total"] == 2
+    assert [note["properties"]["hs_note_body"] for note in page["results"]] == ["one"]
+    assert "associated_deals" not in page["results"][0]
+    assert page["paging"]["next"]["after"] == "1"
+    body_three = {"propertyName": "hs_note_body", "operator": "EQ", "value": "three"}
+    assert search([by_deal, body_three]).json()["total"] == 1
+    rejected = search([dict(by_deal, operator="NEQ")])
+    assert rejected.status_code == 400
+    assert "takes operator EQ only" in rejected.json()["message"]
+    session.close()
 
 
 def test_demo_runs_twice_without_duplicates(tmp_path: Path) -> None:
@@ -225,8 +284,10 @@ def test_demo_runs_twice_without_duplicates(tmp_path: Path) -> None:
     report = run_closed_won(EXAMPLE, runs=2, folder=tmp_path, on_change=notes.append)
     first, second = report.runs
     assert [r.status for r in first + second] == ["succeeded"] * 4
-    assert first[0].created == 12
+    assert first[0].created == 8  # projects and tasks
+    assert first[1].created == 8  # report rows and notes
     assert second[0].created == 0
+    assert second[1].created == 0
     assert second[0].updated == 1
     assert second[1].updated == 1
     assert report.projects == 4

@@ -20,8 +20,15 @@ example needs is there):
     types: [...]}]}``. ``hs_timestamp`` is required and every associated deal
     must exist, else 400. A request with an ``Idempotency-Key`` header that
     was seen before gets the first response again with ``Idempotent-Replayed:
-    true``. HubSpot does not document such a header. This fake honors one so
-    that tests can cover APIs that do.
+    true``. HubSpot does not document such a header, so the closed-won example
+    does not rely on it. This fake honors one so that tests can cover APIs
+    that do.
+``POST /crm/v3/objects/notes/search``
+    The same search as for deals, over notes. Besides note properties, a filter can name
+    the pseudo-property ``associations.deal`` with operator EQ and a deal id,
+    as HubSpot's CRM search does for associated records. Results carry the
+    requested ``properties`` (default ``hs_note_body`` and ``hs_timestamp``)
+    and the ones every search returns.
 
 Every route but the token endpoint needs ``Authorization: Bearer TOKEN``
 with a token from the token endpoint that has not been expired, or one of
@@ -42,8 +49,14 @@ __all__ = ["FakeCrm"]
 SEARCH_MAX_LIMIT = 200
 NOTE_TO_DEAL_ASSOCIATION = 214
 _OPERATORS = ("EQ", "NEQ", "GT", "GTE", "LT", "LTE", "HAS_PROPERTY")
+# The filter name of "associated with this deal id" in a search.
+_DEAL_ASSOCIATION = "associations.deal"
 # Properties every search result carries, whatever ``properties`` requests.
 _ALWAYS = ("hs_object_id", "createdate", "hs_lastmodifieddate")
+# The properties of search results when the request names none: all of a
+# deal's (this fake keeps few), and a note's body and timestamp.
+_NO_DEFAULT_PROPERTIES = None
+_NOTE_PROPERTIES = ["hs_note_body", "hs_timestamp"]
 
 
 def _now_text() -> str:
@@ -75,6 +88,7 @@ class FakeCrm(FakeServer):
         self.route("GET", "/crm/v3/objects/deals/{id}", self._get_deal)
         self.route("PATCH", "/crm/v3/objects/deals/{id}", self._patch_deal)
         self.route("POST", "/crm/v3/objects/notes", self._create_note)
+        self.route("POST", "/crm/v3/objects/notes/search", self._search_notes)
 
     # --- data -----------------------------------------------------------------
 
@@ -147,6 +161,13 @@ class FakeCrm(FakeServer):
     # --- deals ----------------------------------------------------------------
 
     def _search_deals(self, call: Call) -> Reply:
+        return self._search(call, self.deals, _NO_DEFAULT_PROPERTIES)
+
+    def _search_notes(self, call: Call) -> Reply:
+        return self._search(call, self.notes, _NOTE_PROPERTIES)
+
+    def _search(self, call: Call, objects: dict[str, dict[str, Any]],
+                default_properties: list[str] | None) -> Reply:
         body = call.body if isinstance(call.body, dict) else {}
         limit = body.get("limit", 10)
         if not isinstance(limit, int) or not 1 <= limit <= SEARCH_MAX_LIMIT:
@@ -159,11 +180,12 @@ class FakeCrm(FakeServer):
         problem = _filter_problem(groups)
         if problem:
             return _bad_request(problem)
+        wanted = body.get("properties") or default_properties
         with self.lock:
-            found = [deal for deal in self.deals.values() if _passes(deal, groups)]
+            found = [item for item in objects.values() if _passes(item, groups)]
             found = _sorted(found, body.get("sorts") or [])
             page = found[after:after + limit]
-            results = [_shown(deal, body.get("properties")) for deal in page]
+            results = [_shown(item, wanted) for item in page]
         reply: dict[str, Any] = {"total": len(found), "results": results}
         next_after = after + limit
         if "repeat_cursor" in call.faults and body.get("after"):
@@ -236,14 +258,24 @@ def _filter_problem(groups: Any) -> str | None:
         for rule in (group or {}).get("filters") or []:
             if rule.get("operator") not in _OPERATORS:
                 return f"unknown operator {rule.get('operator')!r}"
+            if rule.get("propertyName") == _DEAL_ASSOCIATION \
+                    and rule["operator"] != "EQ":
+                return (f"{_DEAL_ASSOCIATION} takes operator EQ only, got"
+                        f" {rule['operator']!r}")
     return None
 
 
-def _passes(deal: dict[str, Any], groups: list[dict[str, Any]]) -> bool:
+def _passes(item: dict[str, Any], groups: list[dict[str, Any]]) -> bool:
     if not groups:
         return True
-    return any(all(_test(deal["properties"], rule) for rule in group.get("filters", []))
+    return any(all(_test_item(item, rule) for rule in group.get("filters", []))
                for group in groups)
+
+
+def _test_item(item: dict[str, Any], rule: dict[str, Any]) -> bool:
+    if rule.get("propertyName") == _DEAL_ASSOCIATION:
+        return str(rule.get("value")) in item.get("associated_deals", [])
+    return _test(item["properties"], rule)
 
 
 def _test(properties: dict[str, Any], rule: dict[str, Any]) -> bool:
@@ -281,12 +313,15 @@ def _sorted(deals: list[dict[str, Any]], sorts: list[Any]) -> list[dict[str, Any
     return ordered
 
 
-def _shown(deal: dict[str, Any], wanted: Any) -> dict[str, Any]:
-    properties = deal["properties"]
+def _shown(item: dict[str, Any], wanted: Any) -> dict[str, Any]:
+    """Return a deal or note as the API shows it, with the ``wanted`` properties."""
+    properties = item["properties"]
     if isinstance(wanted, list):
-        names = [*wanted, *(name for name in _ALWAYS if name not in wanted)]
-        properties = {name: properties.get(name) for name in names}
-    return {**deal, "properties": dict(properties)}
+        always = [name for name in _ALWAYS if name in properties and name not in wanted]
+        properties = {name: properties.get(name) for name in [*wanted, *always]}
+    shown = {name: value for name, value in item.items()
+             if name != "associated_deals"}
+    return {**shown, "properties": dict(properties)}
 
 
 def _bad_request(message: str) -> Reply:
