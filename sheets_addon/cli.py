@@ -490,34 +490,64 @@ def demo() -> None:
               help="How many times every flow runs.")
 @click.option("--faults", is_flag=True,
               help="Make the fake APIs respond to some requests with a 429, a 500, an"
-              " expired token, a slow response and a create whose connection drops"
-              " after it applied.")
+              " expired token or a slow response, and drop the connection of a"
+              " project create and of a note create after they applied.")
 @click.option("--keep", type=click.Path(path_type=Path, file_okay=False),
               help="Copy the project into this folder and keep it there (report"
-              " workbook, state file); default a temporary folder.")
+              " workbook, state file); default a temporary folder, deleted when the"
+              " demo ends.")
 @click.option("--example", type=click.Path(path_type=Path, file_okay=False),
               help="The closed-won example folder; default the one in this source"
               " tree.")
-def demo_closed_won(runs: int, faults: bool, keep: Path | None,
+@click.pass_context
+def demo_closed_won(ctx: click.Context, runs: int, faults: bool, keep: Path | None,
                     example: Path | None) -> None:
     """Turn won CRM deals into projects, against local fakes of both APIs."""
-    from sheets_addon.demo.closed_won import DemoFailed, run_closed_won
+    from sheets_addon.demo.closed_won import DemoFailed, DemoReport, run_closed_won
+
+    deliberate: dict[str, str] = {}
+    explained: set[str] = set()
+
+    def start(report: DemoReport) -> None:
+        deliberate.update(report.deliberate)
 
     def show(number: int, results: list[FlowResult]) -> None:
         click.echo(f"run {number} of {runs}:")
         _print_summary(results)
+        failed = {error.get("record_key") for result in results
+                  for error in result.errors}
+        for deal_id, reason in deliberate.items():
+            if deal_id in failed and deal_id not in explained:
+                explained.add(deal_id)
+                click.echo(f"deal {deal_id} fails on purpose: {reason}. Its errors"
+                           " are expected on every run, and the other deals are"
+                           " not held up by it.", err=True)
 
+    # The summary prints the record errors, so their log lines would repeat them.
+    records = logging.getLogger("runtime.destinations.http.records")
+    level = records.level
+    if not ctx.obj.get("debug"):
+        records.setLevel(logging.ERROR)
     try:
         report = run_closed_won(example, runs=runs, faults=faults, folder=keep,
-                                on_run=show,
+                                on_start=start, on_run=show,
                                 on_change=lambda text: click.echo(f"changed: {text}"))
     except DemoFailed as exc:
         raise UserError(str(exc)) from None
+    finally:
+        records.setLevel(level)
     click.echo(f"the fake project tool has {report.projects} projects and"
                f" {report.tasks} tasks, the fake CRM has {report.notes} notes"
                f" ({report.requests} requests in all)")
-    if keep is not None:
+    if report.temporary:
+        click.echo(f"{report.folder} was a temporary copy of the example and is"
+                   " deleted now, with its report workbook and state; run with"
+                   " --keep DIR to keep them")
+    else:
         click.echo(f"the project, its report workbook and state are in {report.folder}")
+    if any(result.status != "succeeded" for results in report.runs
+           for result in results):
+        sys.exit(1)
 
 
 def main(argv: list[str] | None = None) -> None:

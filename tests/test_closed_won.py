@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -292,5 +294,89 @@ def test_demo_runs_twice_without_duplicates(tmp_path: Path) -> None:
     assert second[1].updated == 1
     assert report.projects == 4
     assert report.notes == 4
+    assert not report.temporary
+    assert list(report.deliberate) == [deliberate_deal()]
     assert len(notes) == 2
     assert (report.folder / "out" / "closed-won-report.xlsx").is_file()
+
+
+# --- the command ------------------------------------------------------------------
+
+def demo_command(*args: str | Path) -> subprocess.CompletedProcess[str]:
+    """Run ``syncplan demo closed-won`` as a user would, in a process of its own."""
+    script = Path(sys.executable).with_name("syncplan")
+    command = [str(script)] if script.exists() else [sys.executable, "-m",
+                                                     "sheets_addon"]
+    completed = subprocess.run([*command, "demo", "closed-won", *map(str, args)],
+                               capture_output=True, text=True, timeout=120,
+                               check=False)
+    assert "Traceback" not in completed.stdout + completed.stderr
+    return completed
+
+
+def deliberate_deal() -> str:
+    """Return the id the fake CRM gives the sample deal with swapped dates."""
+    index = next(i for i, deal in enumerate(SAMPLE_DEALS)
+                 if deal["dealname"] == "Campaign launch")
+    return str(1001 + index)
+
+
+def test_demo_command_prints_errors_once() -> None:
+    completed = demo_command()
+    assert completed.returncode == 0, completed.stderr
+    out, err = completed.stdout, completed.stderr
+    assert "run 1 of 2:" in out
+    assert "run 2 of 2:" in out
+    # Each run's two record errors are printed once, under its table, and not
+    # logged a second time.
+    assert err.count("due_on: must be on or after start_on") == 2
+    assert err.count("[dependency_missing]") == 2
+    assert "WARNING" not in err
+    deal_id = deliberate_deal()
+    assert err.count(f"deal {deal_id} fails on purpose: 'Campaign launch' has its"
+                     " due date 2026-04-01 before its start date 2026-04-30") == 1
+    assert out.count("changed: ") == 2
+    assert ("the fake project tool has 4 projects and 4 tasks, the fake CRM has 4"
+            " notes") in out
+    assert "was a temporary copy of the example and is deleted now" in out
+    assert "run with --keep DIR to keep them" in out
+    (wrote,) = {line for line in out.splitlines() if line.endswith(": report/Projects")}
+    workbook = Path(wrote.removeprefix("wrote ").removesuffix(": report/Projects"))
+    assert workbook.name == "closed-won-report.xlsx"
+    assert not workbook.exists()
+
+
+def test_demo_command_survives_faults() -> None:
+    completed = demo_command("--faults", "--runs", "1")
+    assert completed.returncode == 0, completed.stderr
+    out, err = completed.stdout, completed.stderr
+    assert "run 1 of 1:" in out
+    assert "run 2 of" not in out
+    # The retries and the lookups after dropped connections are logged.
+    assert "failed with HTTP 429; retrying in 1.00 s (Retry-After)" in err
+    assert "crm/notes: a create failed with ConnectionError and may have applied" in err
+    assert "asana/projects: a create failed with ConnectionError" in err
+    assert "the lookup found the record it made" in err
+    assert ("the fake project tool has 4 projects and 4 tasks, the fake CRM has 4"
+            " notes") in out
+    assert err.count("due_on: must be on or after start_on") == 1
+    assert "ambiguous_write" not in err
+
+
+def test_demo_command_keeps_folder(tmp_path: Path) -> None:
+    completed = demo_command("--keep", tmp_path / "kept", "--runs", "1")
+    assert completed.returncode == 0, completed.stderr
+    project = tmp_path / "kept" / "closed-won"
+    assert f"the project, its report workbook and state are in {project}" in (
+        completed.stdout)
+    assert "temporary" not in completed.stdout
+    assert (project / "out" / "closed-won-report.xlsx").is_file()
+    assert (project / ".syncplan" / "state.db").is_file()
+
+
+def test_demo_command_rejects_bad_example(tmp_path: Path) -> None:
+    completed = demo_command("--example", tmp_path)
+    assert completed.returncode == 1
+    assert completed.stderr.startswith(f"error: no closed-won example at"
+                                       f" {str(tmp_path)!r}")
+

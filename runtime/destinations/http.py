@@ -55,7 +55,8 @@ are those of ``runtime.http.send`` under the flow's ``on_error.retry``, paced by
 the token bucket of the system in ``BucketRegistry.shared()``. A 401 gets one
 credential refresh (OAuth2); a second 401 fails the destination. Any other
 status outside 2xx becomes an error record for that record, and the run goes
-on. Headers are never logged, and credential values are masked in messages.
+on. Headers are never logged, and credential values are masked in messages. The first problems of single
+records are logged on ``runtime.destinations.http.records``.
 """
 
 from __future__ import annotations
@@ -113,6 +114,9 @@ from runtime.values import to_json_value
 __all__ = ["HttpWriter", "idempotency_value"]
 
 logger = logging.getLogger(__name__)
+# The problems of single records have a logger of their own, so that a command
+# that prints the error records itself can leave out these copies.
+record_logger = logging.getLogger(__name__ + ".records")
 
 DEFAULT_TIMEOUT = (10.0, 60.0)
 WRITE_METHODS = ("POST", "PUT", "PATCH")
@@ -1023,14 +1027,15 @@ class _DestinationRun:
         self.result.problems.append(WriteProblem(record_key, code, message, raw=raw))
         self.logged_problems += 1
         if self.logged_problems <= MAX_LOGGED_PROBLEMS:
-            logger.warning("%s: record %r: [%s] %s", self.label, record_key, code,
-                           message)
+            record_logger.warning("%s: record %r: [%s] %s", self.label, record_key,
+                                  code, message)
 
     def _log_summary(self) -> None:
         result = self.result
         if self.logged_problems > MAX_LOGGED_PROBLEMS:
-            logger.warning("%s: %d more record problems not logged one by one",
-                           self.label, self.logged_problems - MAX_LOGGED_PROBLEMS)
+            record_logger.warning("%s: %d more record problems not logged one by one",
+                                  self.label,
+                                  self.logged_problems - MAX_LOGGED_PROBLEMS)
         logger.info("%s: %d created, %d updated, %d unchanged, %d problems, %d"
                     " requests", self.label, result.created, result.updated,
                     result.unchanged, len(result.problems), self.requests_sent)

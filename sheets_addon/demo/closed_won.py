@@ -8,9 +8,11 @@ number of times.
 
 Between the first and the second run, a deal's amount changes in the CRM and
 its project's status in the project tool, so the second run shows one update
-going each way. With ``faults``, the fakes respond to some requests with a 429
-and Retry-After, a 500, an expired access token or a slow response, and one
-project create loses its connection after the project was made.
+going each way. One sample deal has its dates swapped on purpose, so that every
+run shows an error record (``DemoReport.deliberate``). With ``faults``, the
+fakes respond to some requests with a 429 and Retry-After, a 500, an expired
+access token or a slow response, and one project create and one note create
+lose their connection after the record was made.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from pathlib import Path
 from compiler import compile_project, format_text, has_errors
 from runtime.runner import FlowResult, PlanRunner
 from runtime.state import StateStore
-from sheets_addon.demo.fake_apis import FakeApis
+from sheets_addon.demo.fake_apis import SAMPLE_DEALS, FakeApis
 
 __all__ = ["DemoFailed", "DemoReport", "default_example", "inject_demo_faults",
            "run_closed_won"]
@@ -41,9 +43,16 @@ class DemoFailed(Exception):
 
 @dataclass
 class DemoReport:
-    """The results of each run, and what the fakes hold afterwards."""
+    """The results of each run, and what the fakes hold afterwards.
+
+    ``deliberate`` maps the id of each sample deal that fails on purpose to
+    the reason. ``temporary`` is true when ``folder`` is removed as the demo
+    ends.
+    """
 
     folder: Path
+    temporary: bool = False
+    deliberate: dict[str, str] = field(default_factory=dict)
     runs: list[list[FlowResult]] = field(default_factory=list)
     projects: int = 0
     tasks: int = 0
@@ -60,6 +69,7 @@ def inject_demo_faults(apis: FakeApis) -> None:
     """Add the demo's faults: one of each kind the example is built to survive."""
     apis.crm.add_fault("expire_token", "POST /crm/v3/objects/deals/search")
     apis.crm.add_fault("rate_limit", "POST /crm/v3/objects/notes", seconds=1)
+    apis.crm.add_fault("drop_after_apply", "POST /crm/v3/objects/notes", skip=1)
     apis.asana.add_fault("server_error", "PUT /api/1.0/projects/{gid}")
     apis.asana.add_fault("slow", "GET /api/1.0/projects", seconds=0.5)
     apis.asana.add_fault("drop_after_apply", "POST /api/1.0/projects", skip=1)
@@ -82,14 +92,24 @@ def _environment(values: dict[str, str]) -> Iterator[None]:
 RunCallback = Callable[[int, list[FlowResult]], None]
 
 
+@dataclass
+class _Callbacks:
+    on_start: Callable[[DemoReport], None]
+    on_run: RunCallback
+    on_change: Callable[[str], None]
+
+
 def run_closed_won(example: Path | None = None, *, runs: int = 2,
                    faults: bool = False, folder: Path | None = None,
+                   on_start: Callable[[DemoReport], None] | None = None,
                    on_run: RunCallback | None = None,
                    on_change: Callable[[str], None] | None = None) -> DemoReport:
     """Run the example ``runs`` times against fresh fakes; return what happened.
 
     ``folder`` receives the copy of the project (its report workbook and
     state file); without it a temporary folder is used and removed afterwards.
+    ``on_start`` is called once the fakes hold the sample deals, before the
+    first run, with the report so far (its folder and deliberate failures).
     ``on_run`` is called after each run with its 1-based number and results,
     and ``on_change`` with a description of each change made between runs.
     """
@@ -97,23 +117,25 @@ def run_closed_won(example: Path | None = None, *, runs: int = 2,
     if not (source / "syncplan.yaml").is_file():
         raise DemoFailed(f"no closed-won example at {str(source)!r}; pass the folder"
                          " that holds its syncplan.yaml")
-    callbacks = (on_run or (lambda number, results: None),
-                 on_change or (lambda text: None))
+    callbacks = _Callbacks(on_start or (lambda report: None),
+                           on_run or (lambda number, results: None),
+                           on_change or (lambda text: None))
     if folder is not None:
-        return _run_in(source, folder, runs, faults, callbacks)
+        return _run_in(source, folder, False, runs, faults, callbacks)
     with tempfile.TemporaryDirectory(prefix="syncplan-demo-") as scratch:
-        return _run_in(source, Path(scratch), runs, faults, callbacks)
+        return _run_in(source, Path(scratch), True, runs, faults, callbacks)
 
 
-def _run_in(source: Path, folder: Path, runs: int, faults: bool,
-            callbacks: tuple[RunCallback, Callable[[str], None]]) -> DemoReport:
-    on_run, on_change = callbacks
+def _run_in(source: Path, folder: Path, temporary: bool, runs: int, faults: bool,
+            callbacks: _Callbacks) -> DemoReport:
     project = folder / "closed-won"
     shutil.copytree(source, project, dirs_exist_ok=True,
                     ignore=shutil.ignore_patterns(".syncplan", "out"))
-    report = DemoReport(folder=project)
+    report = DemoReport(folder=project, temporary=temporary)
     with FakeApis() as apis, _environment(apis.environment()):
         deal_ids = apis.add_sample_deals()
+        report.deliberate = _deliberate_failures(deal_ids)
+        callbacks.on_start(report)
         if faults:
             inject_demo_faults(apis)
         compiled = compile_project(project)
@@ -126,9 +148,9 @@ def _run_in(source: Path, folder: Path, runs: int, faults: bool,
                 logger.info("demo run %d of %d in %s", number, runs, project)
                 results = PlanRunner(compiled.plan, project, state).run()
                 report.runs.append(results)
-                on_run(number, results)
+                callbacks.on_run(number, results)
                 if number == 1 and runs > 1:
-                    _change_between_runs(apis, deal_ids[0], on_change)
+                    _change_between_runs(apis, deal_ids[0], callbacks.on_change)
         finally:
             state.close()
         report.projects = len(apis.asana.projects)
@@ -136,6 +158,20 @@ def _run_in(source: Path, folder: Path, runs: int, faults: bool,
         report.notes = len(apis.crm.notes)
         report.requests = len(apis.crm.requests()) + len(apis.asana.requests())
     return report
+
+
+def _deliberate_failures(deal_ids: list[str]) -> dict[str, str]:
+    """Return the won sample deals that the project tool rejects, with the reason."""
+    failures = {}
+    for deal_id, deal in zip(deal_ids, SAMPLE_DEALS, strict=True):
+        if deal["dealstage"] != "closedwon":
+            continue
+        if deal["project_due"] < deal["project_start"]:
+            failures[deal_id] = (f"{deal['dealname']!r} has its due date"
+                                 f" {deal['project_due']} before its start date"
+                                 f" {deal['project_start']}, which the project tool"
+                                 " rejects")
+    return failures
 
 
 def _change_between_runs(apis: FakeApis, deal_id: str,
