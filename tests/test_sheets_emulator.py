@@ -195,6 +195,43 @@ def test_batch_get_returns_value_ranges(worksheet: gspread.Worksheet) -> None:
     assert ranges[1] == [["B4", "", "D4"]]
 
 
+def test_batch_get_by_data_filter_reads_ranges(worksheet: gspread.Worksheet, session: requests.Session) -> None:
+    worksheet.update([["a", 1, "=B1*2"], ["", "", ""], ["c", 45292, True]], "A1", raw=False)
+    url = f"https://sheets.googleapis.com/v4/spreadsheets/{worksheet.spreadsheet_id}/values:batchGetByDataFilter"
+    filters = [{"a1Range": "Sheet1!B1"}, {"a1Range": "A3:C3"},
+               {"gridRange": {"sheetId": 0, "startRowIndex": 0, "endRowIndex": 1,
+                              "startColumnIndex": 2, "endColumnIndex": 3}}]
+
+    response = session.post(url, json={"dataFilters": filters, "valueRenderOption": "UNFORMATTED_VALUE"})
+
+    assert response.status_code == 200
+    assert response.json() == {
+        "spreadsheetId": worksheet.spreadsheet_id,
+        "valueRanges": [
+            {"valueRange": {"range": "Sheet1!B1", "majorDimension": "ROWS", "values": [[1]]},
+             "dataFilters": [filters[0]]},
+            {"valueRange": {"range": "Sheet1!A3:C3", "majorDimension": "ROWS", "values": [["c", 45292, True]]},
+             "dataFilters": [filters[1]]},
+            {"valueRange": {"range": "Sheet1!C1", "majorDimension": "ROWS", "values": [[2]]},
+             "dataFilters": [filters[2]]},
+        ],
+    }
+
+
+def test_batch_get_by_data_filter_rejects_unknown_filter(worksheet: gspread.Worksheet, session: requests.Session) -> None:
+    url = f"https://sheets.googleapis.com/v4/spreadsheets/{worksheet.spreadsheet_id}/values:batchGetByDataFilter"
+
+    unknown = session.post(url, json={"dataFilters": [{"a1Range": "Nowhere!A1"}]})
+    metadata = session.post(url, json={"dataFilters": [{"developerMetadataLookup": {"metadataId": 1}}]})
+    empty = session.post(url, json={"dataFilters": [{}]})
+
+    assert unknown.status_code == 400
+    assert unknown.json()["error"]["message"] == "Unable to parse range: Nowhere!A1"
+    assert metadata.status_code == 501
+    assert empty.status_code == 400
+    assert "set a1Range or gridRange" in empty.json()["error"]["message"]
+
+
 def test_append_finds_table_and_reports_range(worksheet: gspread.Worksheet) -> None:
     first = worksheet.append_row(["a", "b", "c"])
     second = worksheet.append_rows([["d", "e", "f"], ["g", "h", "i"]])
@@ -302,6 +339,55 @@ def test_unimplemented_request_kind_is_named(client: gspread.Client) -> None:
 
     assert raised.value.response.status_code == 501
     assert "'addChart'" in raised.value.args[0]["message"]
+
+
+def test_set_data_validation_shown_in_grid_data(client: gspread.Client, session: requests.Session) -> None:
+    spreadsheet = client.create("Checkboxes")
+    rule = {"condition": {"type": "BOOLEAN"}, "strict": True}
+    spreadsheet.batch_update({"requests": [{"setDataValidation": {
+        "range": {"sheetId": 0, "startRowIndex": 1, "endRowIndex": 3,
+                  "startColumnIndex": 1, "endColumnIndex": 2},
+        "rule": rule}}]})
+    spreadsheet.sheet1.update([[True], [False]], "B2", raw=True)
+    url = f"https://sheets.googleapis.com/v4/spreadsheets/{spreadsheet.id}"
+    fields = "sheets.data.rowData.values(dataValidation,effectiveValue)"
+
+    grid = session.get(url, params={"ranges": "Sheet1!B1:B4", "fields": fields}).json()
+
+    assert grid["sheets"][0]["data"][0]["rowData"] == [
+        {},
+        {"values": [{"effectiveValue": {"boolValue": True}, "dataValidation": rule}]},
+        {"values": [{"effectiveValue": {"boolValue": False}, "dataValidation": rule}]},
+    ]
+
+
+def test_set_data_validation_without_rule_clears(client: gspread.Client, emulator: SheetsEmulator) -> None:
+    spreadsheet = client.create("Cleared")
+    grid_range = {"sheetId": 0, "startRowIndex": 0, "endRowIndex": 2,
+                  "startColumnIndex": 0, "endColumnIndex": 1}
+    spreadsheet.batch_update({"requests": [{"setDataValidation": {
+        "range": grid_range, "rule": {"condition": {"type": "ONE_OF_LIST",
+                                                    "values": [{"userEnteredValue": "y"}]}}}}]})
+    sheet = emulator.spreadsheet(spreadsheet.id).sheets[0]
+    assert sheet.cells[(1, 0)].data_validation["condition"]["type"] == "ONE_OF_LIST"
+
+    spreadsheet.batch_update({"requests": [{"setDataValidation": {"range": grid_range}}]})
+
+    assert sheet.cells == {}
+
+
+def test_set_data_validation_checks_values(client: gspread.Client) -> None:
+    spreadsheet = client.create("Bad rule")
+    grid_range = {"sheetId": 0, "startRowIndex": 0, "endRowIndex": 1,
+                  "startColumnIndex": 0, "endColumnIndex": 1}
+    with pytest.raises(gspread.exceptions.APIError) as raised:
+        spreadsheet.batch_update({"requests": [{"setDataValidation": {
+            "range": grid_range, "rule": {"condition": {"type": "ONE_OF_LIST"}}}}]})
+
+    assert raised.value.response.status_code == 400
+    assert raised.value.args[0]["message"] == (
+        "Invalid requests[0].setDataValidation: Invalid ConditionValue count 0 for"
+        " condition type ONE_OF_LIST: expected at least 1.")
 
 
 def test_spreadsheet_get_field_mask(client: gspread.Client, session: requests.Session) -> None:

@@ -3,7 +3,7 @@
 Implemented request kinds: addSheet, deleteSheet, updateSheetProperties,
 updateSpreadsheetProperties, appendDimension, insertDimension,
 deleteDimension, updateDimensionProperties, addDimensionGroup,
-deleteDimensionGroup, repeatCell, updateCells,
+deleteDimensionGroup, repeatCell, setDataValidation, updateCells,
 mergeCells, unmergeCells, addNamedRange, updateNamedRange, deleteNamedRange,
 sortRange, setBasicFilter, clearBasicFilter, copyPaste and cutPaste.
 
@@ -371,6 +371,8 @@ def _cell_data(cell: Cell | None) -> dict[str, Any]:
         data["userEnteredFormat"] = copy.deepcopy(cell.user_format)
     if cell.note:
         data["note"] = cell.note
+    if cell.data_validation:
+        data["dataValidation"] = copy.deepcopy(cell.data_validation)
     return data
 
 
@@ -381,6 +383,7 @@ def _cell_from_data(data: dict[str, Any]) -> Cell:
         cell,
         user_format=normalize_format(user_format) if user_format else None,
         note=data.get("note") or None,
+        data_validation=data.get("dataValidation") or None,
     )
 
 
@@ -402,6 +405,51 @@ def _repeat_cell(context: BatchContext, request: dict[str, Any]) -> dict[str, An
         for column in range(c0, c1):
             _update_cell(resolved.sheet, row, column, source, mask)
     return {}
+
+
+# Condition types of a DataValidationRule, with the number of values each takes.
+_VALIDATION_VALUES = {
+    "BOOLEAN": (0, 2),
+    "ONE_OF_LIST": (1, None),
+    "ONE_OF_RANGE": (1, 1),
+}
+
+
+def _set_data_validation(context: BatchContext, request: dict[str, Any]) -> dict[str, Any]:
+    """Set (or, without a rule, clear) the validation rule of every cell in the range.
+
+    The rule is stored as sent and shown in grid data as ``dataValidation``.
+    NOTE: values writes are not checked against the rule. No recording shows
+    whether Google rejects a write that breaks a strict rule.
+    """
+    resolved = context.grid_range(request.get("range"))
+    rule = request.get("rule") or None
+    if rule is not None:
+        _check_validation_rule(rule)
+    r0, r1, c0, c1 = resolved.clamped()
+    sheet = resolved.sheet
+    for row in range(r0, r1):
+        for column in range(c0, c1):
+            cell = sheet.cells.get((row, column)) or Cell()
+            sheet.set_cell(row, column, replace(cell, data_validation=copy.deepcopy(rule)))
+    return {}
+
+
+def _check_validation_rule(rule: Any) -> None:
+    condition = rule.get("condition") if isinstance(rule, dict) else None
+    if not isinstance(condition, dict) or not isinstance(condition.get("type"), str):
+        raise errors.invalid_argument("rule.condition.type is required; set a BooleanCondition type.")
+    limits = _VALIDATION_VALUES.get(condition["type"])
+    values = condition.get("values") or []
+    if limits is None:
+        return
+    low, high = limits
+    if len(values) < low or (high is not None and len(values) > high):
+        expected = f"{low} to {high}" if high is not None else f"at least {low}"
+        raise errors.invalid_argument(
+            f"Invalid ConditionValue count {len(values)} for condition type {condition['type']}: "
+            f"expected {expected}."
+        )
 
 
 def _update_cells(context: BatchContext, request: dict[str, Any]) -> dict[str, Any]:
@@ -668,6 +716,7 @@ _HANDLERS: dict[str, Handler] = {
     "addDimensionGroup": _add_dimension_group,
     "deleteDimensionGroup": _delete_dimension_group,
     "repeatCell": _repeat_cell,
+    "setDataValidation": _set_data_validation,
     "updateCells": _update_cells,
     "mergeCells": _merge_cells,
     "unmergeCells": _unmerge_cells,

@@ -60,12 +60,16 @@ _TIME = re.compile(r"^(\d{1,2}):(\d{2})(?::(\d{2}))?(?:\s*([AaPp][Mm]))?$")
 
 @dataclass(frozen=True, slots=True)
 class Cell:
-    """One cell's entered content; immutable so state snapshots are cheap."""
+    """One cell's entered content; immutable so state snapshots are cheap.
+
+    ``data_validation`` is the API's DataValidationRule of the cell, if any.
+    """
 
     value: float | str | bool | None = None
     formula: str | None = None
     user_format: dict | None = None
     note: str | None = None
+    data_validation: dict | None = None
 
     def is_empty(self) -> bool:
         return (
@@ -73,6 +77,7 @@ class Cell:
             and self.formula is None
             and not self.user_format
             and not self.note
+            and not self.data_validation
         )
 
     def has_content(self) -> bool:

@@ -123,6 +123,10 @@ def _values_route(
     if len(rest) == 1:
         batch = {
             ("GET", "values:batchGet"): ("values.batchGet", lambda s: values_api.batch_get_values(s, params)),
+            ("POST", "values:batchGetByDataFilter"): (
+                "values.batchGetByDataFilter",
+                lambda s: values_api.batch_get_values_by_data_filter(s, parse_body(raw_body)),
+            ),
             ("POST", "values:batchUpdate"): ("values.batchUpdate", lambda s: values_api.batch_update_values(s, parse_body(raw_body))),
             ("POST", "values:batchClear"): ("values.batchClear", lambda s: values_api.batch_clear_values(s, parse_body(raw_body))),
         }.get((method, rest[0]))

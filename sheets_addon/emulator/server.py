@@ -39,6 +39,7 @@ _RPC_METHODS = {
     "values.append": "google.apps.sheets.v4.SpreadsheetsService.AppendValues",
     "values.clear": "google.apps.sheets.v4.SpreadsheetsService.ClearValues",
     "values.batchGet": "google.apps.sheets.v4.SpreadsheetsService.BatchGetValues",
+    "values.batchGetByDataFilter": "google.apps.sheets.v4.SpreadsheetsService.BatchGetValuesByDataFilter",
     "values.batchUpdate": "google.apps.sheets.v4.SpreadsheetsService.BatchUpdateValues",
     "values.batchClear": "google.apps.sheets.v4.SpreadsheetsService.BatchClearValues",
     "spreadsheets.get": "google.apps.sheets.v4.SpreadsheetsService.GetSpreadsheet",

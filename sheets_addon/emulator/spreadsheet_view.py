@@ -4,7 +4,8 @@
 adds GridData for each sheet, or for each ``ranges`` entry (then only the
 sheets those ranges touch are listed, as Google does).  GridData carries
 ``rowData`` with ``userEnteredValue``, ``effectiveValue``, ``formattedValue``,
-``userEnteredFormat`` and ``note`` per cell, plus row and column metadata.
+``userEnteredFormat``, ``note`` and ``dataValidation`` per cell, plus row and
+column metadata.
 
 NOTE: ``effectiveFormat`` (the fully resolved format of every cell) is not
 produced; read ``userEnteredFormat`` instead.
@@ -183,4 +184,6 @@ def render_cell_data(spreadsheet: Spreadsheet, sheet: Sheet, row: int, column: i
         data["userEnteredFormat"] = copy.deepcopy(cell.user_format)
     if cell.note:
         data["note"] = cell.note
+    if cell.data_validation:
+        data["dataValidation"] = copy.deepcopy(cell.data_validation)
     return data

@@ -1,5 +1,5 @@
-"""The ``spreadsheets.values`` endpoints: get, batchGet, update, batchUpdate,
-append, clear and batchClear.
+"""The ``spreadsheets.values`` endpoints: get, batchGet, batchGetByDataFilter,
+update, batchUpdate, append, clear and batchClear.
 
 Response shapes follow Sheets API v4.  Ranges are echoed clamped to the grid
 (``'Sheet1'!A1:1`` comes back as ``Sheet1!A1:Z1``).  ``values`` lists drop
@@ -128,6 +128,47 @@ def batch_get_values(spreadsheet: Spreadsheet, params: Params) -> dict[str, Any]
     if value_ranges:
         result["valueRanges"] = value_ranges
     return result
+
+
+def batch_get_values_by_data_filter(spreadsheet: Spreadsheet, body: Any) -> dict[str, Any]:
+    """Handle ``POST values:batchGetByDataFilter`` for ``a1Range`` and ``gridRange`` filters.
+
+    Each filter gets one MatchedValueRange, in the order of the filters, as a
+    ``valueRange`` plus the filter that matched it. Developer metadata lookups
+    are not emulated.
+    """
+    body = _object_body(body)
+    filters = body.get("dataFilters") or []
+    if not isinstance(filters, list):
+        raise errors.invalid_field_value("data_filters", filters)
+    options = (
+        _choice(body.get("majorDimension"), DIMENSIONS, "ROWS", "major_dimension"),
+        _choice(body.get("valueRenderOption"), RENDER_OPTIONS, "FORMATTED_VALUE", "value_render_option"),
+        _choice(body.get("dateTimeRenderOption"), DATE_TIME_OPTIONS, "SERIAL_NUMBER", "date_time_render_option"),
+    )
+    matched = []
+    for index, data_filter in enumerate(filters):
+        resolved = _resolve_data_filter(spreadsheet, index, data_filter)
+        matched.append({
+            "valueRange": read_range(spreadsheet, resolved, *options),
+            "dataFilters": [data_filter],
+        })
+    result: dict[str, Any] = {"spreadsheetId": spreadsheet.spreadsheet_id}
+    if matched:
+        result["valueRanges"] = matched
+    return result
+
+
+def _resolve_data_filter(spreadsheet: Spreadsheet, index: int, data_filter: Any) -> ResolvedRange:
+    if isinstance(data_filter, dict) and isinstance(data_filter.get("a1Range"), str):
+        return spreadsheet.resolve(data_filter["a1Range"])
+    if isinstance(data_filter, dict) and isinstance(data_filter.get("gridRange"), dict):
+        return spreadsheet.resolve_grid_range(data_filter["gridRange"])
+    if isinstance(data_filter, dict) and "developerMetadataLookup" in data_filter:
+        raise errors.unimplemented(f"developerMetadataLookup data filters (dataFilters[{index}])")
+    raise errors.invalid_argument(
+        f"Invalid dataFilters[{index}]: {data_filter!r}; set a1Range or gridRange."
+    )
 
 
 def _read_options(params: Params) -> tuple[str, str, str]:
