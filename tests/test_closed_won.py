@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import shutil
 import subprocess
 import sys
@@ -17,6 +18,9 @@ from runtime.runner import FlowResult, PlanRunner
 from runtime.state import StateStore
 from sheets_addon.demo.closed_won import run_closed_won
 from sheets_addon.demo.fake_apis import SAMPLE_DEALS, FakeApis
+from sheets_addon.demo.fake_asana import FakeAsana
+from sheets_addon.demo.fake_crm import FakeCrm
+from sheets_addon.demo.fake_server import FakeServer
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "closed-won"
 SEARCH = "POST /crm/v3/objects/deals/search"
@@ -246,6 +250,45 @@ def test_closed_won_plan_ownership(tmp_path: Path) -> None:
     assert lookup["path"] == "/crm/v3/objects/notes/search"
     assert lookup["match"]["value"] == (
         notes.options["http"]["create"]["body"]["properties"]["hs_note_body"])
+
+
+def test_slow_read_past_timeout_retried(tmp_path: Path, apis: FakeApis,
+                                       caplog: pytest.LogCaptureFixture) -> None:
+    project = copy_example(tmp_path)
+    deal_ids = apis.add_sample_deals()
+    won = [deal_id for deal_id, deal in zip(deal_ids, SAMPLE_DEALS)
+           if deal["dealstage"] == "closedwon" and deal["dealname"] != "Campaign launch"]
+    # The report's read of the projects gets its first response after 1.5 s,
+    # past the 1 s read timeout. A GET is safe to resend, so it is retried.
+    apis.asana.add_fault("slow", LIST_PROJECTS, seconds=1.5)
+    caplog.set_level(logging.WARNING, logger="runtime.http.retry")
+    results = run_all(project, StateStore(project / ".syncplan" / "state.db"))
+    report = results["projects_report"]
+    assert report.status == "succeeded", report.message
+    assert report.errors == []
+    assert report.read == len(won)
+    assert sorted(projects_tab(project)) == sorted(won)
+    listed = apis.asana.requests(LIST_PROJECTS)
+    assert [entry.fault for entry in listed] == ["slow", None]
+    retried = [record.getMessage() for record in caplog.records
+               if "failed with ReadTimeout; retrying" in record.getMessage()]
+    assert len(retried) == 1
+    assert retried[0].startswith(f"GET {apis.asana.api_url}/projects: attempt 1 of ")
+
+
+def test_fake_servers_bind_loopback_only() -> None:
+    for host in ("0.0.0.0", "192.168.1.20", "::", "example.com"):
+        for fake in (FakeCrm, FakeAsana, FakeServer):
+            with pytest.raises(ValueError) as caught:
+                fake(host)
+            assert str(caught.value) == (f"the fake APIs bind to loopback only, not"
+                                         f" {host!r}; use 127.0.0.1")
+        with pytest.raises(ValueError):
+            FakeApis(host)
+    with FakeCrm("localhost") as crm:
+        assert crm.url.startswith("http://localhost:")
+        assert crm._server is not None
+        assert crm._server.server_address[0] == "127.0.0.1"
 
 
 def test_fake_crm_searches_notes_by_deal(apis: FakeApis) -> None:

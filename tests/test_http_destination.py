@@ -506,6 +506,40 @@ def test_429_and_500_are_retried(tmp_path: Path, apis: FakeApis) -> None:
     assert len(apis.crm.notes) == 3
 
 
+def test_slow_update_past_timeout_retried(tmp_path: Path, apis: FakeApis) -> None:
+    project = Project(tmp_path, apis, [PROJECTS], read_timeout=0.5)
+    project.run()
+    apis.asana.add_fault("slow", UPDATE_PROJECT, seconds=0.8)
+    project.deals[0]["amount"] = "50000.00"
+    project.write_deals()
+    result = project.run()
+    assert result.errors == []
+    assert result.updated == 1
+    # A PUT is idempotent, so the one whose response came too late is resent.
+    assert [e.fault for e in apis.asana.requests(UPDATE_PROJECT)] == ["slow", None]
+    assert projects_of(apis, project.deals[0]["deal_id"])[0]["notes"] == (
+        "Budget 50000.00")
+
+
+def test_slow_update_always_reported(tmp_path: Path, apis: FakeApis) -> None:
+    project = Project(tmp_path, apis, [PROJECTS], read_timeout=0.5,
+                      deals=[dict(DEALS[0])])
+    project.run()
+    apis.asana.add_fault("slow", UPDATE_PROJECT, seconds=0.8, times=None)
+    project.deals[0]["amount"] = "50000.00"
+    project.write_deals()
+    result = project.run()
+    assert codes(result) == ["request_failed"]
+    message = result.errors[0]["message"]
+    assert f"PUT {apis.asana.api_url}/projects/" in message
+    assert "ReadTimeout" in message
+    assert result.updated == 0
+    assert len(apis.asana.requests(UPDATE_PROJECT)) == FAST_RETRY["attempts"]
+    # The update was not recorded as sent, so the next run sends it again.
+    apis.asana.clear_faults()
+    assert project.run().updated == 1
+
+
 def test_4xx_becomes_error_record(tmp_path: Path, apis: FakeApis) -> None:
     deals = copy.deepcopy(DEALS)
     deals[1]["due"] = "2026-01-01"
