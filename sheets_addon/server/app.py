@@ -197,7 +197,7 @@ def _compile(project: Path) -> tuple[Plan, Path]:
 def _flask_app(backend: Backend, max_body_bytes: int) -> Flask:
     from sheets_addon.server.api import api  # the routes need the app's helpers
 
-    app = Flask(__name__)
+    app = Flask(__name__, static_folder=None)  # an API serves no files
     app.config["MAX_CONTENT_LENGTH"] = max_body_bytes
     app.json.sort_keys = False  # type: ignore[attr-defined]
     app.extensions[EXTENSION] = backend

@@ -137,13 +137,46 @@ _SCHEMAS: dict[str, Any] = {
     },
 }
 
-_AUTH_ERRORS = {
-    "401": _error("Missing or invalid ID token or API key."),
-    "403": _error("The caller may not use this flow."),
-    "429": {**_error("Too many requests; see Retry-After."),
-            "headers": {"Retry-After": {"schema": {"type": "integer"},
-                                        "description": "Seconds to wait."}}},
+def _response(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/responses/{name}"}
+
+
+_RETRY_AFTER = {"Retry-After": {"schema": {"type": "integer", "minimum": 1},
+                                "description": "Seconds to wait before sending"
+                                               " again."}}
+_RESPONSES: dict[str, Any] = {
+    "Unauthorized": {
+        **_error("Missing, unknown or invalid ID token or API key."),
+        "headers": {"WWW-Authenticate": {"schema": {"type": "string"},
+                                         "description": "Bearer realm=\"syncplan\""}}},
+    "Forbidden": _error("The caller may not use this flow, or the run belongs to"
+                        " a flow the caller may not use."),
+    "RateLimited": {
+        **_error("Too many requests. Each API key, each Google account and each"
+                 " webhook system has its own token bucket; failed attempts spend"
+                 " the client address's bucket. Buckets are kept per server"
+                 " process, so with N processes a caller gets up to N times the"
+                 " limit. Nothing was started, retried or recorded."),
+        "headers": _RETRY_AFTER},
+    "CertificatesUnavailable": _error(
+        "certificates_unavailable: a Google ID token was sent, and Google's"
+        " certificates to verify it could not be fetched; try again shortly."),
+    "PayloadTooLarge": _error("The body is larger than the server's limit"
+                              " (1 MiB by default)."),
+    "UnsupportedMediaType": _error("A non-empty body was sent with a Content-Type"
+                                   " other than application/json."),
+    "InternalError": _error("An unexpected error; the message carries only a"
+                            " request id, under which the server log has the"
+                            " details."),
+    "MethodNotAllowed": {
+        **_error("The path does not take this method. The Allow header lists"
+                 " the methods it takes."),
+        "headers": {"Allow": {"schema": {"type": "string"}}}},
 }
+# Every operation that needs an API key or an ID token can return these.
+_AUTHENTICATED = {"401": _response("Unauthorized"), "429": _response("RateLimited"),
+                  "500": _response("InternalError"),
+                  "503": _response("CertificatesUnavailable")}
 _RUN_ID = {"name": "run_id", "in": "path", "required": True,
            "schema": {"type": "string"}}
 
@@ -156,7 +189,7 @@ _PATHS: dict[str, Any] = {
                           "properties": {"flows": {"type": "array",
                                                    "items": _ref("Flow")}}},
                          "The flows."),
-            **_AUTH_ERRORS}}},
+            **_AUTHENTICATED}}},
     "/flows/{flow_id}/runs": {"post": {
         "operationId": "startRun",
         "summary": "Queue a run of a flow; one run per flow at a time.",
@@ -169,16 +202,20 @@ _PATHS: dict[str, Any] = {
             "200": _json(_ref("RunAnswer"), "The flow already had a queued or"
                          " running run; that run is returned and nothing new"
                          " starts."),
-            "400": _error("Invalid body."),
+            "400": _error("The body is not JSON (invalid_json) or not an empty"
+                          " object (invalid_body)."),
+            "403": _response("Forbidden"),
             "404": _error("No such flow."),
-            "413": _error("Body too large."),
-            **_AUTH_ERRORS}}},
+            "413": _response("PayloadTooLarge"),
+            "415": _response("UnsupportedMediaType"),
+            **_AUTHENTICATED}}},
     "/runs/{run_id}": {"get": {
         "operationId": "getRun",
         "summary": "Status and counts of a run.",
         "parameters": [_RUN_ID],
         "responses": {"200": _json(_ref("RunAnswer"), "The run."),
-                      "404": _error("No such run."), **_AUTH_ERRORS}}},
+                      "403": _response("Forbidden"),
+                      "404": _error("No such run."), **_AUTHENTICATED}}},
     "/runs/{run_id}/errors": {"get": {
         "operationId": "listRunErrors",
         "summary": "The failed records of a run, a page at a time.",
@@ -191,7 +228,8 @@ _PATHS: dict[str, Any] = {
                         "default": 50}}],
         "responses": {"200": _json(_ref("ErrorPage"), "One page of errors."),
                       "400": _error("Invalid page or per_page."),
-                      "404": _error("No such run."), **_AUTH_ERRORS}}},
+                      "403": _response("Forbidden"),
+                      "404": _error("No such run."), **_AUTHENTICATED}}},
     "/runs/{run_id}/retry": {"post": {
         "operationId": "retryRun",
         "summary": "Queue a retry of the failed records of a run (all by default);"
@@ -202,11 +240,13 @@ _PATHS: dict[str, Any] = {
         "responses": {
             "202": _json(_ref("RunAnswer"), "The retry was queued."),
             "400": _error("Invalid body or unknown error id."),
-            "404": _error("No such run."),
+            "403": _response("Forbidden"),
+            "404": _error("No such run, or its flow is no longer in the spec."),
             "409": _error("The run or its flow is still active, or there is"
                           " nothing to retry."),
-            "413": _error("Body too large."),
-            **_AUTH_ERRORS}}},
+            "413": _response("PayloadTooLarge"),
+            "415": _response("UnsupportedMediaType"),
+            **_AUTHENTICATED}}},
     "/hooks/{system}": {"post": {
         "operationId": "receiveWebhook",
         "summary": "Webhook intake of a system, checked by the vendor's signature;"
@@ -223,26 +263,53 @@ _PATHS: dict[str, Any] = {
             "400": _error("Malformed JSON or an event without an id."),
             "401": _error("Bad signature or stale timestamp."),
             "404": _error("The system declares no webhook."),
-            "413": _error("Body too large."),
-            "429": _AUTH_ERRORS["429"]}}},
+            "413": _response("PayloadTooLarge"),
+            "429": _response("RateLimited"),
+            "500": _response("InternalError"),
+            "503": _error("webhook_misconfigured: the system's webhook secret is"
+                          " not set on this server, or its signature scheme is"
+                          " unknown.")}}},
     "/openapi.json": {"get": {
         "operationId": "getOpenApi",
         "summary": "This document.",
         "security": [],
         "responses": {"200": {"description": "The OpenAPI document.",
-                              "content": {"application/json": {}}}}}},
+                              "content": {"application/json": {}}},
+                      "500": _response("InternalError")}}},
+    "/healthz": {
+        "servers": [{"url": "/"}],
+        "get": {
+            "operationId": "getHealth",
+            "summary": "Liveness check, outside /api/v1.",
+            "security": [],
+            "responses": {"200": _json({"type": "object", "required": ["status"],
+                                        "properties": {"status": {"const": "ok"}}},
+                                       "The server is up."),
+                          "500": _response("InternalError")}}},
 }
+
+_DESCRIPTION = """\
+Start and watch syncplan flows from the Google Sheets add-on or another server;
+receive vendor webhooks.
+
+Every failure returns JSON `{"error": {"code", "message"}}` (schema `Error`).
+A method a path does not list answers 405 with an `Allow` header (response
+`MethodNotAllowed`), and an unknown path answers 404. `HEAD` is answered for
+every `GET` and `OPTIONS` for every path, without authentication.
+
+Rate limits are token buckets kept in the memory of each server process, so
+behind several processes a caller gets up to that many times the limit."""
 
 _DOCUMENT: dict[str, Any] = {
     "openapi": "3.1.0",
     "info": {"title": "syncplan backend", "version": API_VERSION,
-             "description": "Start and watch syncplan flows from the Google Sheets"
-                            " add-on or another server; receive vendor webhooks."},
+             "description": _DESCRIPTION},
     "servers": [{"url": "/api/v1"}],
     "security": [{"googleIdToken": []}, {"apiKey": []}],
     "paths": _PATHS,
     "components": {
         "schemas": _SCHEMAS,
+        "responses": _RESPONSES,
         "securitySchemes": {
             "googleIdToken": {"type": "http", "scheme": "bearer",
                               "bearerFormat": "JWT",
