@@ -25,6 +25,7 @@ from runtime.mapping import (
     compile_path,
     compile_source,
     compile_template,
+    template_inputs,
 )
 from runtime.values import ValueProblem, compile_column, compile_field, to_json_value
 
@@ -177,18 +178,22 @@ class FlowPipeline:
                 except ValueProblem:
                     values.append(None)
             found = index.get(tuple(values))
-            if found is None and not index:
+            if found is not None:
+                return found
+            # The raw value is what was searched for: the value itself for one
+            # match field, and the fields as JSON text for several.
+            raw = (values[0] if len(values) == 1
+                   else template_inputs(dict(zip(match_fields, values)), match_fields))
+            if not index:
                 raise MappingProblem("lookup_not_found",
                                      f"there are no {entity_id} records to look"
                                      f" {take!r} up in yet; run the flow that"
-                                     f" produces {entity_id} first")
-            if found is None:
-                shown = ", ".join(f"{n}={v!r}" for n, v in zip(match_fields, values))
-                raise MappingProblem("lookup_not_found",
-                                     f"no {entity_id} record matches {shown}, so"
-                                     f" {take!r} is unknown; add the {entity_id} or"
-                                     " fix the source value")
-            return found
+                                     f" produces {entity_id} first", raw)
+            shown = ", ".join(f"{n}={v!r}" for n, v in zip(match_fields, values))
+            raise MappingProblem("lookup_not_found",
+                                 f"no {entity_id} record matches {shown}, so"
+                                 f" {take!r} is unknown; add the {entity_id} or"
+                                 " fix the source value", raw)
 
         return get
 
@@ -250,8 +255,8 @@ class FlowPipeline:
                     batch.filtered += 1
             except MappingProblem as problem:
                 batch.errors.append(ErrorRecord(self.flow.id, problem.code,
-                                                problem.message, position=position,
-                                                record=data))
+                                                problem.message, raw=problem.raw,
+                                                position=position, record=data))
         return kept
 
     def _map_chunk(self, chunk: list[tuple[Mapping[str, Any], str]],
@@ -275,7 +280,7 @@ class FlowPipeline:
                     except MappingProblem as problem:
                         raws.append(_FAILED)
                         problems.setdefault(index, []).append(
-                            (name, problem.code, problem.message, None))
+                            (name, problem.code, problem.message, problem.raw))
             values = column(raws) if column is not None else None
             if values is None:
                 values = []
@@ -304,6 +309,8 @@ class FlowPipeline:
                         raw = render(out)
                         out[name] = convert(raw)
                     except (ValueProblem, MappingProblem) as problem:
+                        if isinstance(problem, MappingProblem):
+                            raw = problem.raw  # the template failed: its inputs
                         found = found or []
                         found.append((name, problem.code, problem.message, raw))
             key = key_of(out)
