@@ -250,9 +250,10 @@ class _StopBuilding(Exception):
 
 
 class _YamlBuilder:
-    def __init__(self, text: str, loaded: LoadedFile) -> None:
+    def __init__(self, text: str, loaded: LoadedFile, loader: Any = None) -> None:
         self.text = text
         self.loaded = loaded
+        self.loader = loader or _YAML_LOADER
         self.stack: list[_Frame] = []
         self.anchors: dict[str, Any] = {}
         self.documents = 0
@@ -261,9 +262,13 @@ class _YamlBuilder:
 
     def build(self) -> None:
         try:
-            for event in yaml.parse(self.text, Loader=_YAML_LOADER):
+            for event in yaml.parse(self.text, Loader=self.loader):
                 self._handle(event)
         except yaml.MarkedYAMLError as exc:
+            if (self.loader is not yaml.SafeLoader and exc.problem
+                    and "maximum nesting depth" in exc.problem):
+                self._rebuild_in_python()
+                return
             self._syntax_error(exc)
             return
         except yaml.YAMLError as exc:  # an error without a position
@@ -273,6 +278,19 @@ class _YamlBuilder:
         except _StopBuilding:
             return
         self.loaded.data = self.root
+
+    def _rebuild_in_python(self) -> None:
+        """Parse again with PyYAML's pure-Python parser to place a nesting error.
+
+        libyaml looks ahead through a flow collection (``[[[...``) and stops at
+        its own limit of 1000 levels, before this builder sees the 64th. The
+        pure-Python parser hands over each event as it reads it, so the error is
+        reported where the 65th level opens, whichever parser PyYAML has.
+        """
+        self.loaded.positions.clear()
+        self.loaded.key_positions.clear()
+        self.loaded.diagnostics.clear()
+        _YamlBuilder(self.text, self.loaded, yaml.SafeLoader).build()
 
     def _syntax_error(self, exc: yaml.MarkedYAMLError) -> None:
         mark = exc.problem_mark or exc.context_mark

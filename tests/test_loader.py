@@ -6,7 +6,9 @@ import math
 from pathlib import Path
 
 import pytest
+import yaml
 
+import compiler.loader
 from compiler.loader import (
     MAX_DEPTH,
     MAX_NODES,
@@ -348,6 +350,27 @@ def test_yaml_nesting_over_limit() -> None:
     loaded = load_yaml("a: " + "[" * MAX_DEPTH + "]" * MAX_DEPTH + "\n")
     assert only_code(loaded) == "E008"
     assert where(loaded) == (1, 4 + MAX_DEPTH - 1)
+
+
+@pytest.mark.parametrize("parser", ["CSafeLoader", "SafeLoader"])
+def test_yaml_nesting_past_libyaml_limit(parser: str,
+                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """libyaml stops at 1000 flow levels; the position must not depend on it."""
+    if not hasattr(yaml, parser):
+        pytest.skip(f"PyYAML is built without {parser}")
+    monkeypatch.setattr(compiler.loader, "_YAML_LOADER", getattr(yaml, parser))
+    loaded = load_yaml("version: 1\nx: " + "[" * 2000 + "]" * 2000 + "\n")
+    assert only_code(loaded) == "E008"
+    assert where(loaded) == (2, 4 + MAX_DEPTH - 1)
+    assert loaded.data is None
+
+
+def test_yaml_nesting_rebuild_keeps_nothing_partial(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A duplicate key before the deep part is reported once, not once per parse."""
+    text = "a: 1\na: 2\nx: " + "[" * 2000 + "]" * 2000 + "\n"
+    loaded = load_yaml(text)
+    assert [d.code for d in loaded.diagnostics] == ["E005", "E008"]
 
 
 def test_json_nesting_over_limit() -> None:
