@@ -1,26 +1,31 @@
-"""Semantic checks and lowering of a merged, schema-valid project into plan parts.
+"""Semantic checks and lowering of a merged project into plan parts.
 
 The schema has already checked shapes, so this module checks meaning. Every name
 must refer to something defined, and mapped values must fit their fields.
 Templates must parse and read existing fields, settings must contain no literal
-secret, and each write mode must have the key it needs. Ownership and cycles are checked by
-``compiler.ownership`` on the result.
+secret, and each write mode must have the key it needs. Ownership and cycles are
+checked by ``compiler.ownership`` on the result.
 
-Each ``_lower_*`` method returns the plan model of one part, or ``None`` when the
-part has an error; problems are collected, never raised, so one run reports all.
+The document read here contains only the items that passed the schema. An item
+with a schema error is dropped, and a reference to it is not reported as unknown
+(``compiler.partial``). Each ``_lower_*`` method returns the plan model of one
+part, or ``None`` when the part has an error; problems are collected, never
+raised, so one run reports all.
 """
 
 from __future__ import annotations
 
+import logging
 import re
 import zoneinfo
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from jinja2 import TemplateSyntaxError, nodes
 
 from compiler.catalog import KINDS, TYPE_FIT
-from compiler.diagnostics import Diagnostic, choices_hint
+from compiler.diagnostics import Diagnostic, choices_hint, has_errors
 from compiler.loader import join_pointer
 from compiler.plan import (
     AggregatePlan,
@@ -44,8 +49,13 @@ from compiler.plan import (
     Window,
     make_environment,
 )
+from compiler.partial import outline_flows
 from compiler.project import Project
 from compiler.templates import check_template, is_template
+
+logger = logging.getLogger(__name__)
+
+_Lowered = TypeVar("_Lowered")
 
 DERIVED_OWNER = "syncplan"
 RESERVED_TABS = frozenset({"errors", "runs"})
@@ -131,7 +141,11 @@ class Analyzer:
     def __init__(self, project: Project) -> None:
         self.project = project
         self.data = project.data
+        self.dropped = project.dropped
         self.result = Analysis()
+        # Errors of the files or the schema: the document read here is then
+        # only the part of the project without them (see compiler.partial).
+        self.partial = has_errors(project.diagnostics)
 
     # --- helpers ----------------------------------------------------------
 
@@ -143,6 +157,15 @@ class Analyzer:
     def warning(self, code: str, message: str, pointer: str, hint: str | None) -> None:
         self.result.diagnostics.append(
             self.project.diagnostic(code, message, pointer, hint, severity="warning"))
+
+    def _missing(self, section: str, name: str) -> bool:
+        """Tell whether ``name`` is absent because its definition was dropped.
+
+        A reference to it is not reported: the name exists, and the error in
+        its definition is reported already.
+        """
+        return (name not in self.data.get(section, {})
+                and self.dropped.may_define(section, name))
 
     def check_zone(self, name: str, pointer: str) -> bool:
         try:
@@ -166,19 +189,40 @@ class Analyzer:
 
     def run(self) -> Analysis:
         for name, spec in sorted(self.data.get("systems", {}).items()):
-            system = self._lower_system(name, spec, f"/systems/{name}")
+            system = self._guarded(self._lower_system, name, spec, "systems")
             if system is not None:
                 self.result.systems[name] = system
         for name, spec in sorted(self.data.get("entities", {}).items()):
-            entity = self._lower_entity(name, spec, f"/entities/{name}")
+            entity = self._guarded(self._lower_entity, name, spec, "entities")
             if entity is not None:
                 self.result.entities[name] = entity
         for name, spec in sorted(self.data.get("flows", {}).items()):
-            flow = self._lower_flow(name, spec, f"/flows/{name}")
+            flow = self._guarded(self._lower_flow, name, spec, "flows")
             if flow is not None:
                 self.result.flows[name] = flow
         self._check_scopes()
         return self.result
+
+    def _guarded(self, lower: Callable[[str, Any, str], _Lowered], name: str,
+                 spec: Any, section: str) -> _Lowered | None:
+        """Lower one item; in a project with earlier errors, survive a bad one.
+
+        The schema checks have already reported what is wrong with the project,
+        and the items with errors are left out, so a failure here means an item
+        this module did not expect. The user still gets every diagnostic found
+        so far and no traceback. A project without earlier errors gets no such
+        guard, so that a bug shows in the tests.
+        """
+        pointer = join_pointer(f"/{section}", name)
+        if not self.partial:
+            return lower(name, spec, pointer)
+        try:
+            return lower(name, spec, pointer)
+        except (KeyError, TypeError, AttributeError, ValueError, IndexError) as exc:
+            logger.warning("skipped the checks of %s after an unexpected %s: %s;"
+                           " fix the errors reported above and validate again",
+                           pointer, type(exc).__name__, exc)
+            return None
 
     # --- systems ----------------------------------------------------------
 
@@ -337,12 +381,16 @@ class Analyzer:
         return True
 
     def _check_scopes(self) -> None:
+        others = outline_flows(self.project.merged.get("flows", {}),
+                               self.result.flows, self.dropped)
         for name, system in sorted(self.result.systems.items()):
             spec = self.data["systems"][name]
             if system.kind != "sheets" or "scopes" not in spec:
                 continue
             writes = any(d.system == name for flow in self.result.flows.values()
                          for d in flow.destinations)
+            if not writes and others.may_write(name):
+                continue  # the scope needed depends on a flow not checked
             needed = {SHEETS_SCOPE} if writes else {SHEETS_READONLY_SCOPE}
             granted = set(system.scopes)
             pointer = f"/systems/{name}/scopes"
@@ -365,17 +413,21 @@ class Analyzer:
         ok = True
         fields: list[FieldPlan] = []
         owners = set(self.data.get("systems", {})) | {DERIVED_OWNER}
+        # Templates may read a dropped field: it exists, its definition is wrong.
+        all_fields = set(spec["fields"]) | self.dropped.fields_of(name)
         for field_name, fspec in spec["fields"].items():
             field_pointer = f"{pointer}/fields/{field_name}"
             lowered = self._lower_field(field_name, fspec, field_pointer, owners,
-                                        name, set(spec["fields"]))
+                                        name, all_fields)
             if lowered is None:
                 ok = False
             else:
                 fields.append(lowered)
         key = spec["key"] if isinstance(spec["key"], list) else [spec["key"]]
         for index, key_field in enumerate(key):
-            if key_field not in spec["fields"]:
+            if key_field in self.dropped.fields_of(name):
+                ok = False  # no plan without its key; its error is reported
+            elif key_field not in spec["fields"]:
                 where = f"{pointer}/key" + ("" if isinstance(spec["key"], str)
                                             else f"/{index}")
                 self.error("E603", f"key {key_field!r} is not a field of entity"
@@ -391,7 +443,7 @@ class Analyzer:
                      entity_fields: set[str]) -> FieldPlan | None:
         ok = True
         owner = spec["owner"]
-        if owner not in owners:
+        if owner not in owners and not self.dropped.may_define("systems", owner):
             self.error("E209", f"owner {owner!r} of field {name!r} is not a system",
                        f"{pointer}/owner", choices_hint(owner, owners, "system"))
             ok = False
@@ -507,6 +559,8 @@ class Analyzer:
                 return None
             return TriggerPlan(kind="schedule", schedule=spec["schedule"])
         webhook = spec["webhook"]
+        if self._missing("systems", webhook["system"]):
+            return None
         if webhook["system"] not in self.data.get("systems", {}):
             self.error("E201", f"unknown system {webhook['system']!r} in the webhook"
                        " trigger", f"{pointer}/webhook/system",
@@ -522,6 +576,8 @@ class Analyzer:
         if "entity" in spec:
             entity_id = spec["entity"]
             entities = self.data.get("entities", {})
+            if self._missing("entities", entity_id):
+                return None, None
             if entity_id not in entities:
                 self.error("E202", f"unknown entity {entity_id!r} in the source of flow"
                            f" {flow!r}", f"{pointer}/entity",
@@ -529,12 +585,16 @@ class Analyzer:
                 return None, None
             fields = {name: f["type"] for name, f in entities[entity_id]["fields"]
                       .items()}
+            # A dropped field may be read; its type is not known.
+            fields.update(dict.fromkeys(self.dropped.fields_of(entity_id), "any"))
             if not self._check_cursor(spec, fields, pointer):
                 return None, None
             return SourcePlan(entity=entity_id, window=window,
                               cursor=spec.get("cursor")), fields
         system_id = spec["system"]
         systems = self.data.get("systems", {})
+        if self._missing("systems", system_id):
+            return None, None
         if system_id not in systems:
             self.error("E201", f"unknown system {system_id!r} in the source of flow"
                        f" {flow!r}", f"{pointer}/system",
@@ -612,6 +672,8 @@ class Analyzer:
                    source_fields: dict[str, str] | None) -> MapPlan | None:
         entity_id = spec["entity"]
         entities = self.data.get("entities", {})
+        if self._missing("entities", entity_id):
+            return None
         if entity_id not in entities:
             self.error("E202", f"unknown entity {entity_id!r} in flow {flow!r}",
                        f"{pointer}/entity", choices_hint(entity_id, entities, "entity"))
@@ -625,6 +687,9 @@ class Analyzer:
         for field_name, raw in spec["fields"].items():
             field_pointer = f"{pointer}/fields/{field_name}"
             target = by_name.get(field_name)
+            if target is None and self.dropped.may_define_field(entity_id, field_name):
+                ok = False
+                continue
             if target is None:
                 self.error("E203", f"entity {entity_id!r} has no field {field_name!r}",
                            field_pointer, choices_hint(field_name, by_name, "field"),
@@ -731,7 +796,8 @@ class Analyzer:
         entity_id = spec["entity"]
         entity = self.result.entities.get(entity_id)
         if entity is None:
-            if entity_id not in self.data.get("entities", {}):
+            if (entity_id not in self.data.get("entities", {})
+                    and not self.dropped.may_define("entities", entity_id)):
                 self.error("E202", f"unknown entity {entity_id!r} in a lookup",
                            f"{pointer}/entity",
                            choices_hint(entity_id, self.data.get("entities", {}),
@@ -739,7 +805,10 @@ class Analyzer:
             return None
         by_name = {f.name: f for f in entity.fields}
         ok = True
-        if spec["take"] not in by_name:
+        if spec["take"] not in by_name and self.dropped.may_define_field(
+                entity_id, spec["take"]):
+            ok = False
+        elif spec["take"] not in by_name:
             self.error("E203", f"entity {entity_id!r} has no field {spec['take']!r}",
                        f"{pointer}/take", choices_hint(spec["take"], by_name, "field"))
             ok = False
@@ -752,6 +821,10 @@ class Analyzer:
         match: dict[str, FieldSource] = {}
         for match_field, raw in spec["match"].items():
             match_pointer = f"{pointer}/match/{match_field}"
+            if match_field not in by_name and self.dropped.may_define_field(
+                    entity_id, match_field):
+                ok = False
+                continue
             if match_field not in by_name:
                 self.error("E203", f"entity {entity_id!r} has no field {match_field!r}",
                            match_pointer, choices_hint(match_field, by_name, "field"),
@@ -775,6 +848,8 @@ class Analyzer:
                            mapping: MapPlan | None) -> DestinationPlan | None:
         systems = self.data.get("systems", {})
         system_id = spec["system"]
+        if self._missing("systems", system_id):
+            return None
         if system_id not in systems:
             self.error("E201", f"unknown system {system_id!r} in a destination of flow"
                        f" {flow!r}", f"{pointer}/system",
@@ -803,7 +878,10 @@ class Analyzer:
                 return default
             items = [raw] if isinstance(raw, str) else list(raw)
             for index, item in enumerate(items):
-                if item not in fields_by_name:
+                if item not in fields_by_name and self.dropped.may_define_field(
+                        entity.id, item):
+                    ok = False
+                elif item not in fields_by_name:
                     where = f"{pointer}/{name}" + ("" if isinstance(raw, str)
                                                    else f"/{index}")
                     self.error("E603", f"{name} {item!r} is not a field of entity"
@@ -898,6 +976,8 @@ class Analyzer:
             return None
         allowed = set(fields if fields is not None else
                       [f.name for f in entity.fields]) | set(key) | set(idempotency_key)
+        if fields is None:
+            allowed |= self.dropped.fields_of(entity.id)
         record_source = (f"the 'fields' of destination {label}" if fields is not None
                          else f"entity {entity.id!r}")
         checked = self._check_http_templates(flow, label, http, pointer, allowed,

@@ -1,8 +1,9 @@
 """Compile a spec project: load, validate, check, lower, and write the plan.
 
 ``compile_project`` never raises for a problem in the spec; every problem comes
-back in ``CompileResult.diagnostics``, sorted by file and position. A plan is
-produced only when there is no error (warnings are allowed).
+back in ``CompileResult.diagnostics``, sorted by file and position, from one run:
+a schema error in one item does not hide a reference or ownership error in
+another. A plan is produced only when there is no error (warnings are allowed).
 """
 
 from __future__ import annotations
@@ -36,21 +37,22 @@ def compile_project(path: Path) -> CompileResult:
     project = load_project(path)
     result = CompileResult(root=project.root)
     diagnostics = list(project.diagnostics)
+    # Every stage runs, whatever the stages before it found, on the part of the
+    # project they left. The semantic checks skip items with schema errors, and
+    # the ownership and ordering checks skip flows that the analysis rejected.
+    analysis = Analyzer(project).run()
+    diagnostics.extend(analysis.diagnostics)
+    diagnostics.extend(check_ownership(project, analysis))
+    flows, order_problems = order_flows(project, analysis)
+    diagnostics.extend(order_problems)
     if not has_errors(diagnostics):
-        analysis = Analyzer(project).run()
-        diagnostics.extend(analysis.diagnostics)
-        if not has_errors(analysis.diagnostics):
-            diagnostics.extend(check_ownership(project, analysis))
-            flows, order_problems = order_flows(project, analysis)
-            diagnostics.extend(order_problems)
-            if not has_errors(diagnostics):
-                result.plan = Plan(
-                    project=project.name,
-                    spec_hash=project.spec_hash,
-                    systems=analysis.systems,
-                    entities=analysis.entities,
-                    flows=flows,
-                )
+        result.plan = Plan(
+            project=project.name,
+            spec_hash=project.spec_hash,
+            systems=analysis.systems,
+            entities=analysis.entities,
+            flows=flows,
+        )
     result.diagnostics = sorted(set(diagnostics), key=Diagnostic.sort_key)
     # The plan is built from the pydantic models, which the tests check against
     # plan.schema.json; validating it again here would double the compile time of

@@ -21,7 +21,8 @@ from typing import Literal
 
 Severity = Literal["error", "warning"]
 
-# Codes by family. E0xx: reading files. E1xx: the schema. E2xx: references.
+# Codes by family; a W code is a warning of the family of its number.
+# E0xx: reading files. E1xx: the schema. E2xx: references.
 # E3xx: ownership. E4xx: types and templates. E5xx: security. E6xx: write modes.
 CODES: dict[str, str] = {
     "E001": "file cannot be read",
@@ -35,6 +36,7 @@ CODES: dict[str, str] = {
     "E009": "file too large",
     "E010": "control character in file",
     "E011": "include not found",
+    "W011": "include cycle",
     "E012": "more than one YAML document",
     "E013": "unsupported YAML feature",
     "E014": "project root not found",

@@ -23,6 +23,7 @@ from collections import defaultdict
 
 from compiler.analyze import DERIVED_OWNER, Analysis
 from compiler.diagnostics import Diagnostic
+from compiler.partial import outline_flows
 from compiler.plan import FlowPlan
 from compiler.project import Project
 
@@ -33,8 +34,15 @@ def _read_fields(flow: FlowPlan) -> list[str]:
 
 
 def check_ownership(project: Project, analysis: Analysis) -> list[Diagnostic]:
+    """Check the rules above on the flows that the analysis lowered.
+
+    In a project with errors some flows are not lowered. A feed that one of them
+    may provide is assumed, so no E301 is reported that fixing them would remove.
+    """
     problems: list[Diagnostic] = []
     flows = [analysis.flows[name] for name in sorted(analysis.flows)]
+    others = outline_flows(project.merged.get("flows", {}), analysis.flows,
+                           project.dropped)
     owners = {(entity.id, f.name): f.owner for entity in analysis.entities.values()
               for f in entity.fields}
 
@@ -50,6 +58,11 @@ def check_ownership(project: Project, analysis: Analysis) -> list[Diagnostic]:
                 feeds[(flow.map.entity, column.field)][destination.system].add(source)
 
     def fed_from(system: str, owner: str, field: tuple[str, str]) -> bool:
+        """Tell whether ``system`` is fed ``field`` from ``owner``, or may be.
+
+        It may be when a flow that was not analysed writes into ``system`` or a
+        system upstream of it; such a flow is not in ``feeds``.
+        """
         seen: set[str] = set()
         pending = [system]
         while pending:
@@ -61,7 +74,7 @@ def check_ownership(project: Project, analysis: Analysis) -> list[Diagnostic]:
                 if upstream == owner:
                     return True
                 pending.append(upstream)
-        return False
+        return any(others.may_write(current, field[0]) for current in seen)
 
     for flow in flows:
         source = flow.source.system
@@ -179,6 +192,8 @@ def order_flows(project: Project, analysis: Analysis
     producers: dict[str, set[str]] = defaultdict(set)
     for flow in analysis.flows.values():
         producers[flow.map.entity].add(flow.id)
+    others = outline_flows(project.merged.get("flows", {}), analysis.flows,
+                           project.dropped)
     depends: dict[str, set[str]] = {}
     problems = []
     for flow in analysis.flows.values():
@@ -195,6 +210,8 @@ def order_flows(project: Project, analysis: Analysis
             found = producers.get(entity, set()) - {flow.id}
             if found:
                 upstream |= found
+            elif others.may_produce(entity):
+                continue  # a flow that was not analysed may produce it
             elif flow.id in producers.get(entity, set()):
                 problems.append(project.diagnostic(
                     "E305", f"flow {flow.id!r} reads entity {entity!r}, which only it"

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from functools import cache
 from typing import Any
 
@@ -72,23 +73,37 @@ def json_type(value: Any) -> str:
     return _JSON_TYPES.get(type(value), type(value).__name__)
 
 
-def validate_spec_file(loaded: LoadedFile) -> list[Diagnostic]:
+@dataclass
+class SchemaCheck:
+    """The schema errors of one file, and the pointers of the nodes they are in."""
+
+    diagnostics: list[Diagnostic] = field(default_factory=list)
+    # Includes the node of an error that yields no diagnostic, so that the
+    # checks after the schema never read it.
+    broken: list[str] = field(default_factory=list)
+
+
+def validate_spec_file(loaded: LoadedFile) -> SchemaCheck:
     """Validate one parsed spec file against ``spec.schema.json``."""
     if not isinstance(loaded.data, dict):
         line, column = loaded.positions.get("", (1, 1))
         found = json_type(loaded.data)
-        return [Diagnostic("error", "E101",
-                           f"a spec file must hold a mapping at the top, not {found}",
-                           loaded.path, line, column, "",
-                           "start the file with keys such as 'version: 1',"
-                           " 'systems:', 'entities:' or 'flows:'")]
+        diagnostic = Diagnostic("error", "E101",
+                                f"a spec file must hold a mapping at the top, not"
+                                f" {found}", loaded.path, line, column, "",
+                                "start the file with keys such as 'version: 1',"
+                                " 'systems:', 'entities:' or 'flows:'")
+        return SchemaCheck([diagnostic], [""])
     if _fast_validator("spec.schema.json").is_valid(loaded.data):
-        return []
+        return SchemaCheck()
     found_errors: list[Diagnostic] = []
+    broken: list[str] = []
     for error in _validator("spec.schema.json").iter_errors(loaded.data):
-        found_errors.extend(_to_diagnostics(error, loaded))
+        diagnostics = list(_to_diagnostics(error, loaded))
+        found_errors.extend(diagnostics)
+        broken.extend([d.pointer for d in diagnostics] or [_pointer(error)])
     unique = {(d.line, d.column, d.code, d.message): d for d in found_errors}
-    return sorted(unique.values(), key=Diagnostic.sort_key)
+    return SchemaCheck(sorted(unique.values(), key=Diagnostic.sort_key), broken)
 
 
 def _pointer(error: ValidationError) -> str:

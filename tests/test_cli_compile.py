@@ -71,6 +71,48 @@ def test_validate_errors_exit_one() -> None:
     assert "invalid (3 error(s), 0 warning(s))" in completed.stderr
 
 
+def test_validate_every_stage_in_one_run() -> None:
+    completed = syncplan("validate", ".", cwd=SPECS / "three_flows")
+    assert completed.returncode == 1
+    lines = completed.stdout.splitlines()
+    assert lines == [
+        "syncplan.yaml:19:51: error[E102]: unknown key 'colums' at"
+        " '/flows/a/destinations/0'",
+        "  hint: did you mean 'columns'?",
+        "syncplan.yaml:21:22: error[E201]: unknown system 'crmm' in the source of"
+        " flow 'b'",
+        "  hint: did you mean 'crm'?",
+        "syncplan.yaml:29:43: error[E602]: destination report/C mirrors records but"
+        " names no key",
+        "  hint: add 'key: <field>'; mirror deletes rows by it, so it must be explicit",
+    ]
+    assert "invalid (3 error(s), 0 warning(s))" in completed.stderr
+
+
+def test_validate_every_stage_in_one_run_json() -> None:
+    completed = syncplan("validate", ".", "--format", "json",
+                         cwd=SPECS / "three_flows")
+    assert completed.returncode == 1
+    diagnostics = json.loads(completed.stdout)
+    assert [(d["severity"], d["code"], d["file"], d["line"], d["column"],
+             d["pointer"]) for d in diagnostics] == [
+        ("error", "E102", "syncplan.yaml", 19, 51, "/flows/a/destinations/0/colums"),
+        ("error", "E201", "syncplan.yaml", 21, 22, "/flows/b/source/system"),
+        ("error", "E602", "syncplan.yaml", 29, 43, "/flows/c/destinations/0/mode"),
+    ]
+    for entry in diagnostics:
+        assert set(entry) == DIAGNOSTIC_KEYS
+        assert entry["hint"]
+
+
+def test_validate_schema_and_ownership_errors() -> None:
+    completed = syncplan("validate", SPECS / "schema_and_ownership", "--format",
+                         "json")
+    assert completed.returncode == 1
+    codes = [entry["code"] for entry in json.loads(completed.stdout)]
+    assert codes == ["E104", "E303"]
+
+
 def test_validate_root_file_path() -> None:
     completed = syncplan("validate", SPECS / "three_errors" / "syncplan.yaml")
     assert completed.returncode == 1
@@ -128,6 +170,21 @@ def test_validate_folder_without_spec(tmp_path: Path) -> None:
     assert completed.returncode == 1
     assert "none of syncplan.yaml, syncplan.yml, syncplan.json exists" in (
         completed.stdout)
+
+
+def test_validate_folder_without_spec_names_file(tmp_path: Path) -> None:
+    (tmp_path / "w8").mkdir()
+    completed = syncplan("validate", "w8", cwd=tmp_path)
+    assert completed.returncode == 1
+    assert completed.stdout.startswith(
+        f"w8{os.sep}syncplan.yaml:1:1: error[E014]: no project found at 'w8'")
+
+
+def test_validate_missing_path_names_it(tmp_path: Path) -> None:
+    completed = syncplan("validate", "nowhere", cwd=tmp_path)
+    assert completed.returncode == 1
+    assert completed.stdout.startswith(
+        "nowhere:1:1: error[E014]: 'nowhere' does not exist")
 
 
 @pytest.mark.parametrize(("args", "message"), [

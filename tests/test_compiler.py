@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+import logging
 import shutil
 from pathlib import Path
 from typing import Any
@@ -212,6 +213,73 @@ def test_all_semantic_errors_reported(tmp_path: Path) -> None:
     assert found == [("E405", 3, 45), ("E406", 11, 25), ("E201", 16, 22)]
 
 
+# --- include cycles ----------------------------------------------------------------
+
+INCLUDING = """\
+version: 1
+include: [INCLUDE]
+systems:
+  report: {kind: sheets, spreadsheet: out/report.xlsx}
+"""
+
+
+def write_files(folder: Path, **files: str) -> None:
+    for name, text in files.items():
+        (folder / name.replace("__", ".")).write_text(text, encoding="utf-8")
+
+
+def test_include_of_itself_warns(tmp_path: Path) -> None:
+    write_files(tmp_path, syncplan__yaml=INCLUDING.replace("INCLUDE", "syncplan.yaml"))
+    result = compile_project(tmp_path)
+    assert [(d.severity, d.code, d.file, d.line, d.column)
+            for d in result.diagnostics] == [
+        ("warning", "W011", "syncplan.yaml", 2, 11)]
+    assert "the file it is written in" in result.diagnostics[0].message
+    assert result.plan is not None
+
+
+def test_glob_matching_itself_warns(tmp_path: Path) -> None:
+    write_files(tmp_path, syncplan__yaml=INCLUDING.replace("INCLUDE", "'*.yaml'"),
+                more__yaml="systems:\n  other: {kind: csv, path: o.csv}\n")
+    result = compile_project(tmp_path)
+    assert [(d.code, d.line, d.column) for d in result.diagnostics] == [
+        ("W011", 2, 11)]
+    assert "'*.yaml' matches 'syncplan.yaml'" in result.diagnostics[0].message
+    assert result.plan is not None
+    assert sorted(system.id for system in result.plan.systems.values()) == [
+        "other", "report"]
+
+
+def test_include_cycle_warns_where_it_closes(tmp_path: Path) -> None:
+    write_files(tmp_path, syncplan__yaml=INCLUDING.replace("INCLUDE", "a.yaml"),
+                a__yaml="include: [b.yaml]\n",
+                b__yaml="include: [c.yaml]\n",
+                c__yaml="include: [a.yaml]\n")
+    result = compile_project(tmp_path)
+    assert [(d.severity, d.code, d.file, d.line, d.column)
+            for d in result.diagnostics] == [("warning", "W011", "c.yaml", 1, 11)]
+    assert result.diagnostics[0].message == (
+        "include 'a.yaml' matches 'a.yaml', which includes 'c.yaml' itself,"
+        " directly or through other files (an include cycle)")
+
+
+def test_include_back_to_root_warns(tmp_path: Path) -> None:
+    write_files(tmp_path, syncplan__yaml=INCLUDING.replace("INCLUDE", "more.yaml"),
+                more__yaml="include: [syncplan.yaml]\n")
+    result = compile_project(tmp_path)
+    assert [(d.code, d.file) for d in result.diagnostics] == [("W011", "more.yaml")]
+
+
+def test_include_twice_without_cycle_is_silent(tmp_path: Path) -> None:
+    write_files(tmp_path,
+                syncplan__yaml=INCLUDING.replace("INCLUDE", "a.yaml, b.yaml"),
+                a__yaml="include: [b.yaml]\n",
+                b__yaml="systems:\n  other: {kind: csv, path: o.csv}\n")
+    result = compile_project(tmp_path)
+    assert result.diagnostics == []
+    assert result.plan is not None
+
+
 def test_diagnostics_are_sorted_and_unique() -> None:
     result = compile_project(SPECS / "three_errors")
     keys = [d.sort_key() for d in result.diagnostics]
@@ -378,15 +446,21 @@ DELETE = object()
 
 
 @pytest.mark.parametrize("spec_file", EXAMPLE_SPEC_FILES)
-def test_mutated_example_never_raises(spec_file: str, tmp_path: Path) -> None:
-    """Delete each node of the example, or make it a number: no exception escapes."""
+def test_mutated_example_never_raises(spec_file: str, tmp_path: Path,
+                                      caplog: pytest.LogCaptureFixture) -> None:
+    """Delete each node of the example, or make it a number or an empty mapping.
+
+    No exception escapes, and the analysis never needs its guard against an
+    item it did not expect (which logs a warning).
+    """
+    caplog.set_level(logging.WARNING, logger="compiler")
     project = copy_example(tmp_path / "agency")
     target = project / spec_file
     original = yaml.safe_load(target.read_text(encoding="utf-8"))
     validator = Draft202012Validator(schemas.load_schema(schemas.PLAN_SCHEMA))
     outcomes = set()
     for path in node_paths(original):
-        for replacement in (DELETE, 7):
+        for replacement in (DELETE, 7, {}):
             target.write_text(json.dumps(mutated(original, path, replacement)),
                               encoding="utf-8")
             result = compile_project(project)
@@ -397,3 +471,4 @@ def test_mutated_example_never_raises(spec_file: str, tmp_path: Path) -> None:
             document = json.loads(plan_json(result.plan))
             assert list(validator.iter_errors(document)) == [], path
     assert outcomes == {True, False}
+    assert [record.getMessage() for record in caplog.records] == []
