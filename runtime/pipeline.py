@@ -103,12 +103,22 @@ def _json_safe(record: Mapping[str, Any]) -> dict[str, Any]:
 
 @dataclass
 class MappedBatch:
-    """The outcome of mapping a flow's source records."""
+    """The outcome of mapping a flow's source records.
+
+    ``failed`` and ``unkeyed`` describe the records that did not make it, so
+    that the runner deletes no row and drops no stored record of theirs.
+    ``failed`` maps the key of each record that failed mapping to the fields
+    that did convert (None for the others). ``unkeyed`` lists the error records
+    of input whose key is unknown: a broken source row, a failed filter, a
+    failed key field.
+    """
 
     records: dict[str, dict[str, Any]] = field(default_factory=dict)
     errors: list[ErrorRecord] = field(default_factory=list)
     read: int = 0
     filtered: int = 0
+    failed: dict[str, dict[str, Any]] = field(default_factory=dict)
+    unkeyed: list[ErrorRecord] = field(default_factory=list)
 
 
 Converter = Callable[[Any], Any]
@@ -254,9 +264,10 @@ class FlowPipeline:
                 else:
                     batch.filtered += 1
             except MappingProblem as problem:
-                batch.errors.append(ErrorRecord(self.flow.id, problem.code,
-                                                problem.message, raw=problem.raw,
-                                                position=position, record=data))
+                error = ErrorRecord(self.flow.id, problem.code, problem.message,
+                                    raw=problem.raw, position=position, record=data)
+                batch.errors.append(error)
+                batch.unkeyed.append(error)
         return kept
 
     def _map_chunk(self, chunk: list[tuple[Mapping[str, Any], str]],
@@ -316,12 +327,27 @@ class FlowPipeline:
             key = key_of(out)
             data, position = kept[index]
             if found is not None:
-                for name, code, message, raw in sorted(found, key=self._field_order):
-                    batch.errors.append(ErrorRecord(flow_id, code, message,
-                                                    key or None, name, raw, position,
-                                                    data))
+                errors = [ErrorRecord(flow_id, code, message, key or None, name, raw,
+                                      position, data)
+                          for name, code, message, raw in sorted(
+                              found, key=self._field_order)]
+                batch.errors.extend(errors)
+                self._note_failure(batch, key, out, found, errors[0])
                 continue
             yield key, out, position
+
+    def _note_failure(self, batch: MappedBatch, key: str, out: dict[str, Any],
+                      found: list[tuple[str, str, str, Any]],
+                      first_error: ErrorRecord) -> None:
+        """Record a failed record's key, or that its key is unknown."""
+        failed_fields = {problem[0] for problem in found}
+        known = bool(key) and all(
+            name not in failed_fields and out.get(name) is not None
+            for name in self.key_fields)
+        if known:
+            batch.failed.setdefault(key, out)
+        else:
+            batch.unkeyed.append(first_error)
 
     def map_records(self, items: Iterable[tuple[Mapping[str, Any], str]],
                     batch: MappedBatch,

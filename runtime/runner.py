@@ -12,7 +12,27 @@ A run is one flow executed from one plan. Its steps:
 
 A failure of the run itself (a source that cannot be read, a spreadsheet that
 cannot be saved) marks the run ``failed`` and is reported; it never loses the
-error records collected so far, and the other flows still run.
+error records collected so far, and the other flows still run. A file that
+cannot be parsed at all (a ``SourceError`` of scope ``"source"``: invalid
+JSON, not a calendar, no CSV header) fails the run in the same way as a
+missing file, with its error record kept.
+
+A record missing from a run is taken as gone from the source only when the run
+saw the whole source. The rule, for ``mirror`` destinations and for the
+canonical records stored for the entity:
+
+- When the read did not cover the whole source (``SourceContext.incomplete``:
+  a stream that stopped early, a read from a stored incremental cursor, a
+  retry), or when some input failed before its key was known (a broken source
+  row, a failed filter, a record whose key field failed; ``MappedBatch.unkeyed``),
+  mirror deletes nothing in that run, and a warning of the run gives the
+  reason. The stored records are then updated with the records read, and the
+  others are kept.
+- Otherwise mirror deletes the rows of keys that are gone, except the keys of
+  records that failed mapping (``MappedBatch.failed``): their rows stay as
+  they were, and their stored records keep their previous values. A failed
+  record without a value for a mirror destination's key makes that
+  destination delete nothing, with a warning.
 """
 
 from __future__ import annotations
@@ -36,7 +56,7 @@ from runtime.mapping import MappingProblem
 from runtime.pipeline import ErrorRecord, FlowPipeline, MappedBatch, aggregate
 from runtime.references import UnresolvedReference, resolve
 from runtime.sheets.base import BackendError, LimitExceeded, SheetBackend
-from runtime.sheets.engine import plan_tab_sync
+from runtime.sheets.engine import canonical_key, plan_tab_sync
 from runtime.sheets.tabs import append_run_row, sync_errors_tab
 from runtime.sheets.xlsx import XlsxBackend
 from runtime.sources import read_source
@@ -156,11 +176,16 @@ class PlanRunner:
         self.dry_run = dry_run
         self._backends: dict[str, SheetBackend] = {}
         # A dry run stores nothing, so the records of its earlier flows are kept
-        # here for the lookups and entity sources of its later flows.
-        self._dry_records: dict[str, dict[str, list[dict[str, Any]]]] = {}
+        # here (entity -> flow -> key -> record) for the lookups and entity
+        # sources of its later flows.
+        self._dry_records: dict[str, dict[str, dict[str, dict[str, Any]]]] = {}
         self._retry_input: tuple[list[tuple[dict[str, Any], str]],
                                  list[dict[str, Any]]] | None = None
         self._source_options: dict[str, Any] = {}
+        # Per run: the run summary's warnings, and the reasons the read did not
+        # cover the whole source (see the module docstring).
+        self._warnings: list[str] = []
+        self._incomplete: list[str] = []
 
     # --- public -----------------------------------------------------------
 
@@ -237,6 +262,7 @@ class PlanRunner:
                                       f"{type(exc).__name__}: {exc}")
             raise
         result.seconds = time.perf_counter() - clock
+        result.warnings = list(self._warnings)
         rows = [error.as_row() for error in batch.errors]
         result.errors = rows
         result.failed = len(rows)
@@ -259,6 +285,10 @@ class PlanRunner:
                  batch: MappedBatch, result: FlowResult) -> None:
         clock = time.perf_counter()
         self._source_options = {}
+        self._warnings = []
+        self._incomplete = []
+        if self._retry_input is not None:
+            self._incomplete.append("a retry carries only the records it retries")
         context = {"flow": {"id": flow.id}, "run": {"id": run_id},
                    "now": started}
         lookups = {entity: list(self._entity_records(entity))
@@ -279,8 +309,7 @@ class PlanRunner:
         pipeline.map_records(items, batch, reporter)
         if source_count is not None:
             batch.read = source_count
-        self._source_options.setdefault("warnings", []).extend(
-            pipeline.missing_field_warnings())
+        self._warnings.extend(pipeline.missing_field_warnings())
         records = list(batch.records.values())
 
         touched: dict[str, SheetBackend] = {}
@@ -299,18 +328,18 @@ class PlanRunner:
             written.append((system.id, destination.object, keys))
             result.destinations.append(f"{destination.system}/{destination.object}"
                                        f" ({backend.location()})")
+        entity = self.plan.entity(flow.map.entity)
         if self.dry_run:
             result.read = batch.read
             result.filtered = batch.filtered
-            self._dry_records.setdefault(flow.map.entity, {})[flow.id] = [
-                dict(record) for record in batch.records.values()]
+            self._dry_records.setdefault(entity.id, {})[flow.id] = \
+                self._records_to_store(flow, batch)
             return
         finished = _now() if self.now is None else self.now
         result.read = batch.read
         result.filtered = batch.filtered
         result.failed = len(batch.errors)
         result.seconds = time.perf_counter() - clock
-        result.warnings = list(self._source_options.get("warnings", []))
         result.wrote_spreadsheet = bool(touched)
         for system_id, backend in sorted(touched.items()):
             self._write_report_tabs(flow, run_id, started, finished, system_id,
@@ -329,12 +358,40 @@ class PlanRunner:
         cursor = self._source_options.get("cursor_out", {}).get("value")
         if cursor is not None and self._retry_input is None:
             self.state.set_cursor(flow.id, flow.source.stream or "", str(cursor))
-        entity = self.plan.entity(flow.map.entity)
-        if self._retry_input is not None:
-            return  # a retry carries some records only; the stored set stays
         self.state.replace_records(entity.id, flow.id, (
             (key, {name: to_json_value(value) for name, value in record.items()})
-            for key, record in batch.records.items()))
+            for key, record in self._records_to_store(flow, batch).items()))
+
+    def _records_to_store(self, flow: FlowPlan,
+                          batch: MappedBatch) -> dict[str, dict[str, Any]]:
+        """Return the entity records to store for this flow after the run, by key.
+
+        A run that saw the whole source replaces the flow's records, except that
+        a key whose record failed mapping keeps its previous record. Any other
+        run updates the records it read and keeps the rest (module docstring).
+        """
+        whole = not self._incomplete and not batch.unkeyed
+        if whole and not batch.failed:
+            return dict(batch.records)
+        previous = self._previous_records(flow)
+        if not whole:
+            return {**previous, **batch.records}
+        kept = dict(batch.records)
+        for key in batch.failed:
+            if key not in kept and key in previous:
+                kept[key] = previous[key]
+        return kept
+
+    def _previous_records(self, flow: FlowPlan) -> dict[str, dict[str, Any]]:
+        """Return the records this flow stored for its entity before the run."""
+        entity = self.plan.entity(flow.map.entity)
+        overlay = self._dry_records.get(entity.id, {})
+        if flow.id in overlay:
+            return dict(overlay[flow.id])
+        types = {f.name: f.type for f in entity.fields}
+        return {key: {name: from_json_value(types[name], value) if name in types
+                      else value for name, value in stored.items()}
+                for key, stored in self.state.flow_records(entity.id, flow.id).items()}
 
     def _lookup_entities(self, flow: FlowPlan) -> set[str]:
         return {m.source.lookup.entity for m in flow.map.fields
@@ -348,7 +405,7 @@ class PlanRunner:
             yield {name: from_json_value(types[name], value) if name in types
                    else value for name, value in stored.items()}
         for records in overlay.values():
-            yield from records
+            yield from records.values()
 
     def _source_items(self, flow: FlowPlan, started: dt.datetime,
                       batch: MappedBatch) -> Iterator[tuple[Mapping[str, Any], str]]:
@@ -364,12 +421,15 @@ class PlanRunner:
         context = self._source_context(flow, system, started)
         cursor_field = source.cursor
         previous = context.options.get("cursor") if cursor_field else None
+        if previous is not None:
+            context.incomplete.append(
+                f"system {system.id!r} was read incrementally: records whose"
+                f" {cursor_field!r} is not above the stored cursor {previous!r} were"
+                " skipped")
         highest: Any = None
         for item in read_source(system, source.stream or "", context):
             if isinstance(item, SourceError):
-                batch.errors.append(ErrorRecord(
-                    flow.id, item.code, item.message, item.key, item.field, item.raw,
-                    item.position))
+                self._source_error(flow, system, item, batch)
                 continue
             if cursor_field is not None:
                 value = item.data.get(cursor_field)
@@ -387,6 +447,19 @@ class PlanRunner:
         if highest is not None and "value" not in out and system.kind != "http":
             out["value"] = highest
 
+    def _source_error(self, flow: FlowPlan, system: SystemPlan, item: SourceError,
+                      batch: MappedBatch) -> None:
+        """Keep a reader's error record; fail the run when the source is unusable."""
+        error = ErrorRecord(flow.id, item.code, item.message, item.key, item.field,
+                            item.raw, item.position)
+        batch.errors.append(error)
+        if item.scope == "source":
+            raise RunFailed(f"source {system.id!r} cannot be read, so nothing was"
+                            f" written or deleted ({item.code} at {item.position}):"
+                            f" {item.message}")
+        if item.scope == "record":
+            batch.unkeyed.append(error)
+
     def _aggregated(self, flow: FlowPlan, items: Iterator[tuple[Mapping[str, Any], str]],
                     pipeline: FlowPipeline, batch: MappedBatch
                     ) -> tuple[list[tuple[Mapping[str, Any], str]], int]:
@@ -400,8 +473,10 @@ class PlanRunner:
                     batch.filtered += 1
                     continue
             except MappingProblem as problem:
-                batch.errors.append(ErrorRecord(flow.id, problem.code, problem.message,
-                                                position=position, record=data))
+                error = ErrorRecord(flow.id, problem.code, problem.message,
+                                    raw=problem.raw, position=position, record=data)
+                batch.errors.append(error)
+                batch.unkeyed.append(error)
                 continue
             kept.append(data)
         pipeline.filter = None  # already applied to the records before grouping
@@ -426,14 +501,15 @@ class PlanRunner:
             if window.end is not None:
                 end = dt.datetime.combine(dt.date.fromisoformat(window.end),
                                           dt.time(), zone)
-        options: dict[str, Any] = {"cursor_out": {}, "warnings": []}
+        options: dict[str, Any] = {"cursor_out": {}, "warnings": self._warnings}
         if flow.source.cursor is not None or system.kind == "http":
             options["cursor"] = self.state.cursor(flow.id, flow.source.stream or "")
         if flow.source.cursor is not None:
             options["cursor_field"] = flow.source.cursor
         self._source_options = options
         return SourceContext(base_dir=self.root, now=started, window_start=start,
-                             window_end=end, options=options)
+                             window_end=end, options=options,
+                             incomplete=self._incomplete)
 
     def _resolved_system(self, system: SystemPlan) -> SystemPlan:
         settings = {name: resolve(value, self.root) if isinstance(value, str) else value
@@ -476,12 +552,23 @@ class PlanRunner:
         """Write one destination; return the keys of the rows syncplan now owns there."""
         entity = self.plan.entity(flow.map.entity)
         types = {f.name: f.type for f in entity.fields}
+        timezone = system.settings.get("timezone", "UTC")
         grid = backend.read_tab(destination.object)
         owned = self.state.written_keys(system.id, destination.object)
+        mode = destination.mode
+        protected: set[str] = set()
+        if mode == "mirror":
+            reason, protected = self._mirror_guard(destination, types, timezone, batch)
+            if reason is not None:
+                mode = "upsert"  # upsert is mirror without the deletions
+                self._warnings.append(
+                    f"{system.id}/{destination.object}: no rows were deleted in"
+                    f" mirror mode, because {reason}; the next run that reads the"
+                    " whole source deletes the rows that are gone")
+        # A protected key's row is not deleted, and stays syncplan's row.
         sync = plan_tab_sync(grid, records, destination.columns, types,
-                             mode=destination.mode, key=destination.key,
-                             owned_keys=owned,
-                             timezone=system.settings.get("timezone", "UTC"),
+                             mode=mode, key=destination.key,
+                             owned_keys=owned - protected, timezone=timezone,
                              max_cell_chars=backend.max_cell_chars)
         result.previews.append(Preview(f"{system.id}/{destination.object}",
                                        sync.created, sync.updated, sync.unchanged,
@@ -504,7 +591,33 @@ class PlanRunner:
         result.updated += sync.updated
         result.unchanged += sync.unchanged
         result.deleted += sync.deleted
-        return set(sync.written_keys)
+        return set(sync.written_keys) | (protected & owned)
+
+    def _mirror_guard(self, destination: Any, types: dict[str, str], timezone: str,
+                      batch: MappedBatch) -> tuple[str | None, set[str]]:
+        """Return why a mirror destination must delete nothing, or the keys to keep.
+
+        The keys to keep are the destination keys of the records that failed
+        mapping; see the module docstring for the whole rule.
+        """
+        if self._incomplete:
+            return ("the source was not read whole: " + "; ".join(self._incomplete),
+                    set())
+        if batch.unkeyed:
+            first = batch.unkeyed[0]
+            return (f"{len(batch.unkeyed)} input record(s) failed before their key"
+                    f" was known (first: {first.code} at {first.position})", set())
+        zone = zoneinfo.ZoneInfo(timezone)
+        key_types = [types[name] for name in destination.key]
+        protected = set()
+        for failed_key, values in batch.failed.items():
+            key = canonical_key([values.get(name) for name in destination.key],
+                                key_types, zone)
+            if key is None:
+                return (f"the record {failed_key!r} failed without a value for the"
+                        f" destination key {list(destination.key)!r}", set())
+            protected.add(key)
+        return None, protected
 
     def _write_other(self, flow: FlowPlan, destination: Any, system: SystemPlan,
                      run_id: str, started: dt.datetime, batch: MappedBatch,

@@ -231,6 +231,14 @@ class StateStore:
                        (entity, flow))
             db.executemany("INSERT OR REPLACE INTO records VALUES (?, ?, ?, ?)", rows)
 
+    def flow_records(self, entity: str, flow: str) -> dict[str, dict[str, Any]]:
+        """Return the records ``flow`` stored for ``entity`` by key, as JSON values."""
+        with self._lock:
+            rows = self._db.execute("SELECT record_key, data FROM records WHERE"
+                                    " entity = ? AND flow = ?",
+                                    (entity, flow)).fetchall()
+        return {key: json.loads(data) for key, data in rows}
+
     def records(self, entity: str, exclude_flows: Iterable[str] = ()
                 ) -> Iterator[dict[str, Any]]:
         """Yield the stored canonical records of an entity, as JSON values."""

@@ -179,3 +179,61 @@ def test_misspelt_source_column_warns(tmp_path: Path) -> None:
     assert result.warnings == [
         "no source record has the field 'nme', so every value mapped from it was"
         " empty; did you mean 'name'?"]
+
+
+def test_mirror_keeps_row_of_failed_record(tmp_path: Path) -> None:
+    root = make_project(tmp_path, "{system: out, object: Rows, mode: mirror, key: id}",
+                        "id,name\n1,a\n2,b\n3,c\n")
+    spec = (root / "syncplan.yaml").read_text().replace(
+        "normalize: [trim]}", "normalize: [trim], pattern: '^[a-z]+$'}")
+    (root / "syncplan.yaml").write_text(spec)
+    run(root)
+    (root / "rows.csv").write_text("id,name\n1,a\n2,B-2\n")
+
+    result = run(root)
+
+    assert [(e["code"], e["record_key"]) for e in result.errors] == [
+        ("pattern_mismatch", "2")]
+    # Row 3 left the source; row 2 failed, so it stays as it was.
+    assert result.deleted == 1
+    assert result.warnings == []
+    assert data_rows(root) == [(1, "a"), (2, "b")]
+    (root / "rows.csv").write_text("id,name\n1,a\n")
+    assert run(root).deleted == 1  # row 2 is still syncplan's to delete
+    assert data_rows(root) == [(1, "a")]
+
+
+def test_mirror_skips_deletions_after_broken_row(tmp_path: Path) -> None:
+    root = make_project(tmp_path, "{system: out, object: Rows, mode: mirror, key: id}",
+                        "id,name\n1,a\n2,b\n3,c\n")
+    run(root)
+    (root / "rows.csv").write_text("id,name\n1,a\n2,b,extra\n")
+
+    result = run(root)
+
+    assert [e["code"] for e in result.errors] == ["csv_extra_cells"]
+    assert result.deleted == 0
+    assert len(result.warnings) == 1
+    assert result.warnings[0].startswith(
+        "out/Rows: no rows were deleted in mirror mode")
+    assert "csv_extra_cells at rows.csv:3" in result.warnings[0]
+    assert data_rows(root) == [(1, "a"), (2, "b"), (3, "c")]
+    (root / "rows.csv").write_text("id,name\n1,a\n2,b\n")
+    assert run(root).deleted == 1  # a whole read deletes again
+
+
+def test_mirror_with_cursor_deletes_nothing(tmp_path: Path) -> None:
+    root = make_project(tmp_path, "{system: out, object: Rows, mode: mirror, key: id}",
+                        "id,name\n1,a\n2,b\n")
+    spec = (root / "syncplan.yaml").read_text().replace(
+        "source: {system: src}", "source: {system: src, cursor: id}")
+    (root / "syncplan.yaml").write_text(spec)
+    run(root)
+    (root / "rows.csv").write_text("id,name\n1,a\n2,b\n3,c\n")
+
+    result = run(root)
+
+    # Rows 1 and 2 were skipped by the cursor, not removed from the source.
+    assert (result.created, result.deleted) == (1, 0)
+    assert "read incrementally" in result.warnings[0]
+    assert data_rows(root) == [(1, "a"), (2, "b"), (3, "c")]

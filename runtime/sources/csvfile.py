@@ -35,9 +35,10 @@ Input that does not become a record yields a ``SourceError`` and reading goes on
 ``csv_header``
     A blank header cell was named ``column_N`` (N is the 1-based column number),
     or a repeated header name got a ``_2``, ``_3`` suffix. Each renamed column is
-    reported once, and its values still arrive under the new name. The code is
-    also used, with no records following, when the header row is missing, blank
-    or unparsable.
+    reported once, and its values still arrive under the new name (scope
+    ``"note"``). The code is also used, with no records following, when the
+    header row is missing, blank or unparsable; that error has scope
+    ``"source"`` and fails the run (see ``runtime.sources.base``).
 ``csv_extra_cells``
     The row has non-empty cells beyond the last header column. The whole row is
     reported with its raw text and no record is made of it, because yielding only
@@ -50,7 +51,9 @@ Input that does not become a record yields a ``SourceError`` and reading goes on
     broken one, and filling it with empty values would hide that.
 ``csv_encoding``
     A line contains bytes that are invalid in the declared encoding. The message
-    names the line, the column and the bytes, and the row yields no record.
+    names the line, the column and the bytes, and the row yields no record. A
+    UTF-8 byte-order mark under another declared encoding is reported with
+    scope ``"note"``, and the rows are still read.
 ``csv_invalid``
     The csv module rejected the row, for example a cell longer than
     ``csv.field_size_limit()``, or the file ends inside a quoted cell.
@@ -349,6 +352,7 @@ def _check_byte_order_mark(
         yield SourceError(
             position=f"{settings.path}:1",
             code="csv_encoding",
+            scope="note",
             message=(
                 f"the file starts with a UTF-8 byte-order mark but `encoding` is "
                 f"{settings.encoding!r}, so the first header name starts with stray "
@@ -406,6 +410,7 @@ def _read_rows(
         yield SourceError(
             position=settings.path,
             code="csv_header",
+            scope="source",
             message=(
                 f"header row {settings.header_row} not found: the file has only "
                 f"{row_number} rows; check `path` and `header_row`"
@@ -463,6 +468,7 @@ def _read_header(
         yield SourceError(
             position=position,
             code="csv_header",
+            scope="source",
             message=(
                 f"header row {settings.header_row}: {row.problem}; no rows were read"
             ),
@@ -473,6 +479,7 @@ def _read_header(
         yield SourceError(
             position=position,
             code="csv_header",
+            scope="source",
             message=(
                 f"header row {settings.header_row} (line {row.line}) is blank, so no "
                 "rows were read; set `header_row` to the row number of the header"
@@ -523,7 +530,11 @@ def _build_header(
         names.append(name)
         errors.append(
             SourceError(
-                position=position, code="csv_header", message=message, field=name
+                position=position,
+                code="csv_header",
+                message=message,
+                field=name,
+                scope="note",
             )
         )
     return names, errors

@@ -44,7 +44,10 @@ visibly.
 Errors: a VEVENT that cannot be used (no DTSTART, an invalid date or rule, an
 unknown TZID, a rule that fails to expand) becomes a ``SourceError`` with code
 ``ics_invalid_event``, and the events of every other UID still arrive. A file that
-is not an iCalendar file yields one ``ics_unreadable`` error. A missing file raises
+is not an iCalendar file yields one ``ics_unreadable`` error of scope ``"source"``,
+which fails the run (see ``runtime.sources.base``). Errors about input whose
+events still arrive (``ics_invalid_line``, ``ics_duplicate_event``,
+``ics_invalid_encoding``) have scope ``"note"``. A missing file raises
 ``SourceUnavailable``.
 """
 
@@ -229,6 +232,7 @@ def _calendar_error(scan: _Scan, label: str, text: str) -> SourceError | None:
         return SourceError(
             position=label,
             code="ics_unreadable",
+            scope="source",
             message=(
                 f"file {label!r} is not an iCalendar file: no BEGIN:VCALENDAR line "
                 "was found; export the calendar as .ics or fix the path"
@@ -239,6 +243,7 @@ def _calendar_error(scan: _Scan, label: str, text: str) -> SourceError | None:
         return SourceError(
             position=label,
             code="ics_unreadable",
+            scope="source",
             message=(
                 f"calendar scale {scan.calscale!r} is not supported; only GREGORIAN "
                 "calendars can be expanded, so export the calendar as Gregorian"
@@ -311,6 +316,7 @@ def _read_text(
         problem = SourceError(
             position=f"{label} byte {error.start}",
             code="ics_invalid_encoding",
+            scope="note",
             message=(
                 f"bytes {data[error.start : error.start + 4]!r} at offset "
                 f"{error.start} "
@@ -508,6 +514,7 @@ def _skipped_lines_error(
     return SourceError(
         position=reading.position(block.first_line, uid),
         code="ics_invalid_line",
+        scope="note",
         message=(
             f"{len(messages)} line(s) of VEVENT {uid!r} cannot be parsed and were "
             f"left out, but the event was kept. First: {messages[0]}. Lines of a "
@@ -764,6 +771,7 @@ def _duplicate_error(
     return SourceError(
         position=reading.position(line, uid),
         code="ics_duplicate_event",
+        scope="note",
         message=(
             f"VEVENT {uid!r} at line {line} repeats {repeated_part} with the same "
             f"SEQUENCE as line {winner.block.first_line} and was left out; give "

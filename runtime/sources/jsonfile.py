@@ -30,17 +30,24 @@ Numbers stay exact: decimals and ``NaN``/``Infinity`` are parsed as
 ``decimal.Decimal``, integers as ``int``. PATH in positions is the ``path``
 setting as written.
 
-Input that does not become a record yields a ``SourceError``:
+Input that does not become a record yields a ``SourceError``. The errors that
+leave nothing of a JSON document usable have scope ``"source"``, so the run of
+the flow fails (see ``runtime.sources.base``):
 
 ``json_invalid``
-    The document is not valid JSON (line and column from the parser). No records.
+    The document is not valid JSON (line and column from the parser). No
+    records; scope ``"source"``.
 ``json_encoding`` / ``ndjson_encoding``
-    Bytes invalid in the declared encoding: the whole document, or that one line.
+    Bytes invalid in the declared encoding: the whole document (scope
+    ``"source"``), or that one line.
 ``json_record_path``
     ``record_path`` leads nowhere. The message names the keys (or the list size)
-    found where the path stopped and suggests the closest key.
+    found where the path stopped and suggests the closest key. Scope
+    ``"source"``.
 ``json_not_object``
-    An item (or an NDJSON line) is valid JSON but not an object.
+    An item (or an NDJSON line) is valid JSON but not an object. When the
+    value at ``record_path`` itself is neither a list nor an object, the scope
+    is ``"source"``.
 ``ndjson_invalid``
     One line is not valid JSON. The other lines still yield their records.
 
@@ -117,7 +124,10 @@ def read(
         target, pointer = _follow_record_path(document_or_error, record_path)
     except _RecordPathError as exc:
         yield SourceError(
-            position=settings.path, code="json_record_path", message=str(exc)
+            position=settings.path,
+            code="json_record_path",
+            message=str(exc),
+            scope="source",
         )
         return
     yield from _target_items(target, pointer, settings.path, record_path)
@@ -209,6 +219,7 @@ def _load_document(file_path: Path, settings: _FileSettings, system_id: str) -> 
         return SourceError(
             position=settings.path,
             code="json_encoding",
+            scope="source",
             message=(
                 f"the byte at offset {offset} (0x{content[offset]:02x}) is invalid in "
                 f"encoding {settings.encoding!r}: {exc.reason}; set `encoding` to the "
@@ -226,6 +237,7 @@ def _load_document(file_path: Path, settings: _FileSettings, system_id: str) -> 
             position=settings.path,
             code="json_invalid",
             message="the document is nested too deeply for the JSON parser",
+            scope="source",
         )
 
 
@@ -239,6 +251,7 @@ def _invalid_document_error(exc: json.JSONDecodeError, path: str) -> SourceError
     return SourceError(
         position=f"{path}:{exc.lineno}:{exc.colno}",
         code="json_invalid",
+        scope="source",
         message=(
             f"invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}; "
             f"no records were read; {hint}"
@@ -325,6 +338,7 @@ def _target_items(
         yield SourceError(
             position=f"{path}:{pointer}",
             code="json_not_object",
+            scope="source",
             message=(
                 f"{where} leads to {_json_type(target)}, not a list of objects or an "
                 "object; set `record_path` to the list of records"

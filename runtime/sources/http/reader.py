@@ -3,6 +3,12 @@
 The package docstring describes the spec and the options. This module contains
 the page loop: fetch, parse, select the records, check the declared fields,
 follow the cursor, and ask the paginator what comes next.
+
+A read that did not cover the whole stream appends the reason to
+``context.incomplete``: a stream that stopped early (a page that failed after
+its retries, a repeated next-page token, ``max_pages``), and a read that started
+from a stored incremental cursor. The runner then deletes no mirror rows and
+keeps the stored records the read did not reach.
 """
 
 from __future__ import annotations
@@ -119,6 +125,7 @@ class _StreamReader:
         self.settings = settings
         self.stream = settings.stream
         self.fetcher = fetcher
+        self.context = context
         self.options = context.options
         self.label = f"http system {settings.system_id!r} stream {self.stream.name!r}"
         self.paginator: Paginator = make_paginator(self.stream.pagination,
@@ -162,10 +169,17 @@ class _StreamReader:
                 logger.debug("%s ends: %s", self.label, step.reason)
                 if not step.complete:
                     complete = False
-                    self._warn(f"{self.label} stopped early: {step.reason}")
+                    self._stopped_early(step.reason)
             else:
                 complete = False
+                self._stopped_early(_stop_reason(number, items))
         self._finish(number, complete)
+
+    def _stopped_early(self, reason: str) -> None:
+        """Tell the run summary and the runner that pages were left unread."""
+        message = f"{self.label} stopped early: {reason}"
+        self._warn(message)
+        self.context.incomplete.append(message)
 
     def _first_request(self) -> PageRequest:
         request = PageRequest(self.stream.method, self.stream.url,
@@ -284,7 +298,7 @@ class _StreamReader:
                            " `fields` if the API leaves it out of some records")
             yield SourceError(position=f"{self.stream.name} page {number}",
                               code="http_field_missing", message=message,
-                              field=spec.name)
+                              field=spec.name, scope="note")
 
     def _page_error(self, position: str, code: str, message: str,
                     raw: str | None = None) -> SourceError:
@@ -307,6 +321,13 @@ class _StreamReader:
 
     def _finish(self, pages: int, complete: bool) -> None:
         cursor = self.cursor
+        if cursor.stored is not None and (
+                cursor.active or cursor.request_value() is not None):
+            # Records at or below the stored cursor were left out (by the API or
+            # by `keep`), so a record missing from this read may still exist.
+            self.context.incomplete.append(
+                f"{self.label} was read incrementally, from the stored cursor"
+                f" {cursor.stored!r}")
         if cursor.active:
             self._report_cursor(complete)
         logger.info("read %d records and %d errors from %s in %d pages (%d requests,"
@@ -336,6 +357,14 @@ class _StreamReader:
         if value is not None:
             self.options.setdefault("cursor_out", {})["value"] = value
             logger.info("%s: cursor %r advances to %r", self.label, field, value)
+
+
+def _stop_reason(number: int, items: list[SourceRecord | SourceError]) -> str:
+    """Return why page ``number`` ended the stream, from its last error record."""
+    errors = [item for item in items if isinstance(item, SourceError)]
+    if not errors:
+        return f"page {number} ended the stream"
+    return f"{errors[-1].message} ({errors[-1].code})"
 
 
 def _parse_body(response: requests.Response, number: int) -> Any:
