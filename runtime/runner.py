@@ -33,6 +33,13 @@ canonical records stored for the entity:
   they were, and their stored records keep their previous values. A failed
   record without a value for a mirror destination's key makes that
   destination delete nothing, with a warning.
+
+The incremental cursor moves only when every destination wrote every record
+of the run. A write problem of any destination (an http create that failed
+after its retries, a key column missing from a tab) keeps the stored cursor,
+so the next run reads those records again. Records that failed mapping do not
+hold it back, because their error records keep the source record for
+``retry``.
 """
 
 from __future__ import annotations
@@ -52,6 +59,7 @@ from typing import Any
 
 from compiler.plan import FlowPlan, Plan, SystemPlan
 from runtime.destinations import WRITERS, WriteContext, destination_label
+from runtime.destinations.http import retry_policy
 from runtime.mapping import MappingProblem
 from runtime.pipeline import ErrorRecord, FlowPipeline, MappedBatch, aggregate
 from runtime.references import UnresolvedReference, resolve
@@ -315,6 +323,7 @@ class PlanRunner:
         touched: dict[str, SheetBackend] = {}
         written: list[tuple[str, str, set[str]]] = []
         earlier: dict[str, dict[str, str]] = {}
+        errors_before_writes = len(batch.errors)
         for destination in flow.destinations:
             system = self.plan.systems[destination.system]
             if system.kind != "sheets":
@@ -328,6 +337,7 @@ class PlanRunner:
             written.append((system.id, destination.object, keys))
             result.destinations.append(f"{destination.system}/{destination.object}"
                                        f" ({backend.location()})")
+        write_failures = len(batch.errors) - errors_before_writes
         entity = self.plan.entity(flow.map.entity)
         if self.dry_run:
             result.read = batch.read
@@ -353,14 +363,29 @@ class PlanRunner:
         # a failed save left behind unrecorded.
         for system_id, object_name, keys in written:
             self.state.set_written_keys(system_id, object_name, keys)
-        # The incremental cursor moves only now that every destination committed,
-        # so a failed write is read again on the next run.
-        cursor = self._source_options.get("cursor_out", {}).get("value")
-        if cursor is not None and self._retry_input is None:
-            self.state.set_cursor(flow.id, flow.source.stream or "", str(cursor))
+        self._store_cursor(flow, write_failures)
         self.state.replace_records(entity.id, flow.id, (
             (key, {name: to_json_value(value) for name, value in record.items()})
             for key, record in self._records_to_store(flow, batch).items()))
+
+    def _store_cursor(self, flow: FlowPlan, write_failures: int) -> None:
+        """Store the incremental cursor, unless a record failed to write.
+
+        It runs only once every destination committed, so a failed save is read
+        again on the next run too.
+        """
+        cursor = self._source_options.get("cursor_out", {}).get("value")
+        if cursor is None or self._retry_input is not None:
+            return
+        stream = flow.source.stream or ""
+        if write_failures:
+            stored = self._source_options.get("cursor")
+            self._warnings.append(
+                f"the cursor of stream {stream!r} stays at {stored!r} instead of"
+                f" moving to {str(cursor)!r}, because {write_failures} write(s) to"
+                " the destinations failed; the next run reads those records again")
+            return
+        self.state.set_cursor(flow.id, stream, str(cursor))
 
     def _records_to_store(self, flow: FlowPlan,
                           batch: MappedBatch) -> dict[str, dict[str, Any]]:
@@ -419,7 +444,10 @@ class PlanRunner:
             return
         system = self._resolved_system(self.plan.systems[source.system or ""])
         context = self._source_context(flow, system, started)
-        cursor_field = source.cursor
+        # An http stream applies the cursor itself (dotted paths, equal values
+        # kept) and moves it only when it read to the end, so the runner filters
+        # file sources only.
+        cursor_field = source.cursor if system.kind != "http" else None
         previous = context.options.get("cursor") if cursor_field else None
         if previous is not None:
             context.incomplete.append(
@@ -443,8 +471,7 @@ class PlanRunner:
                     highest = value
             yield item.data, item.position
         out = context.options["cursor_out"]
-        # An http stream moves its own cursor, and only when it read to the end.
-        if highest is not None and "value" not in out and system.kind != "http":
+        if highest is not None and "value" not in out:
             out["value"] = highest
 
     def _source_error(self, flow: FlowPlan, system: SystemPlan, item: SourceError,
@@ -506,6 +533,8 @@ class PlanRunner:
             options["cursor"] = self.state.cursor(flow.id, flow.source.stream or "")
         if flow.source.cursor is not None:
             options["cursor_field"] = flow.source.cursor
+        if system.kind == "http":
+            options["http_retry_policy"] = retry_policy(flow.on_error.retry)
         self._source_options = options
         return SourceContext(base_dir=self.root, now=started, window_start=start,
                              window_end=end, options=options,

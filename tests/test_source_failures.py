@@ -263,6 +263,8 @@ def http_project(root: Path, url: str, *, mode: str = "mirror",
                 "fields": {"id": "integer", "name": "string", "updated": "integer",
                            "meta": "object", "meta.updated": "integer"}}}},
             "report": {"kind": "sheets", "spreadsheet": "out.xlsx"},
+            # The project tool that the write-failure test creates projects in.
+            "tool": {"kind": "http", "base_url": url},
         },
         "entities": {"item": {"key": "id", "fields": {
             "id": {"type": "integer", "owner": "api"},
@@ -286,6 +288,14 @@ def run_items(root: Path) -> FlowResult:
     finally:
         state.close()
     return result
+
+
+def stored_cursor(root: Path) -> str | None:
+    state = StateStore(root / "state.db")
+    try:
+        return state.cursor("items", "items")
+    finally:
+        state.close()
 
 
 @pytest.fixture()
@@ -331,3 +341,77 @@ def test_http_stream_stopped_early_deletes_nothing(
         assert len(list(state.records("item"))) == 15
     finally:
         state.close()
+
+
+@pytest.mark.parametrize("attempts", [1, 3])
+def test_http_source_follows_flow_retry(tmp_path: Path, api: FakeAPI,
+                                        attempts: int) -> None:
+    pages = PagedItems(items(1, 10))
+    pages.broken["5"] = lambda request: FAILED_PAGE
+    api.route("GET", "/items", pages)
+    root = http_project(tmp_path, api.url, mode="upsert",
+                        retry={"attempts": attempts, "backoff": "none"})
+
+    result = run_items(root)
+
+    page_two = [request for request in api.received("GET", "/items")
+                if request.param("after") == "5"]
+    assert len(page_two) == attempts
+    assert result.read == 5
+
+
+@pytest.mark.parametrize("cursor", ["updated", "meta.updated"])
+def test_http_cursor_is_applied_once(tmp_path: Path, api: FakeAPI, cursor: str) -> None:
+    pages = PagedItems(items(1, 5))
+    api.route("GET", "/items", pages)
+    root = http_project(tmp_path, api.url, mode="upsert", cursor=cursor)
+    run_items(root)
+    assert stored_cursor(root) == "5"
+    pages.records = items(1, 6, **{"5": "item 5, renamed"})
+
+    second = run_items(root)
+
+    # The reader keeps records at the stored cursor, and nothing drops them again.
+    assert (second.read, second.filtered) == (2, 0)
+    assert (second.created, second.updated) == (1, 1)
+    assert stored_cursor(root) == "6"
+    rows = tab_rows(root / "out.xlsx", "Items")
+    assert (5, "item 5, renamed") in rows
+
+
+def test_http_write_failure_holds_cursor(tmp_path: Path, api: FakeAPI) -> None:
+    api.route("GET", "/items", PagedItems(items(1, 5)))
+    created: list[Any] = []
+    failing = [True]
+
+    def create(request: Received) -> Reply:
+        if failing[0]:
+            return FAILED_PAGE
+        created.append(request.json())
+        return json_reply({"id": f"p{len(created)}"}, status=201)
+
+    api.route("POST", "/projects", create)
+    destination = {"system": "tool", "object": "projects", "mode": "create",
+                   "idempotency_key": "id",
+                   "http": {"create": {"path": "/projects",
+                                       "body": {"name": "{{ record.name }}"}},
+                            "id": "id"}}
+    root = http_project(tmp_path, api.url, cursor="updated",
+                        destinations=[destination])
+
+    first = run_items(root)
+
+    assert first.status == "succeeded"
+    assert first.created == 0
+    assert len(first.errors) == 5
+    assert stored_cursor(root) is None
+    assert any("the cursor of stream 'items' stays at None" in warning
+               for warning in first.warnings)
+
+    failing[0] = False
+    second = run_items(root)
+
+    assert (second.read, second.created) == (5, 5)
+    names = sorted(body["name"] for body in created)
+    assert names == [f"item {number}" for number in range(1, 6)]
+    assert stored_cursor(root) == "5"
