@@ -13,6 +13,7 @@ import dataclasses
 import json
 import logging
 import os
+import shutil
 import signal
 import sqlite3
 import sys
@@ -186,22 +187,99 @@ def schema(out_dir: Path | None) -> None:
 
 
 class _Progress:
-    """A one-line record counter on a terminal; silent when output is piped."""
+    """A one-line display of what a run does: the flow, its phase, records so far.
+
+    The phases are reading and mapping (with a record count), writing each
+    destination, and saving a spreadsheet. It is on only when standard output
+    and standard error are both terminals (and ``TERM`` is not ``dumb``), so a
+    pipe, a file or a CI log never receives its carriage returns.
+    """
 
     def __init__(self) -> None:
-        self.enabled = sys.stderr.isatty()
+        self.enabled = (sys.stdout.isatty() and sys.stderr.isatty()
+                        and os.environ.get("TERM") != "dumb")
+        self.flow = ""
         self.last = 0.0
+        self.drawn = False
 
     def __call__(self, flow: str, count: int) -> None:
+        """Show the records mapped so far; the runner calls this while mapping."""
         now = time.monotonic()
         if not self.enabled or now - self.last < 0.2:
             return
         self.last = now
-        click.echo(f"\r{flow}: {count:,} records", nl=False, err=True)
+        self.flow = flow
+        self._show(f"reading and mapping, {count:,} records")
+
+    def phase(self, text: str, flow: str | None = None) -> None:
+        """Show that the run entered a phase, such as writing a destination."""
+        if flow is not None:
+            self.flow = flow
+        if self.enabled:
+            self._show(text)
+
+    def _show(self, text: str) -> None:
+        # Cut to the width, because a wrapped line cannot be rewritten in place.
+        width = shutil.get_terminal_size().columns
+        line = f"{self.flow}: {text}"[:max(width - 1, 1)]
+        click.echo(f"\r\033[K{line}", nl=False, err=True)
+        self.drawn = True
 
     def clear(self) -> None:
-        if self.enabled and self.last:
+        if self.enabled and self.drawn:
             click.echo("\r\033[K", nl=False, err=True)
+
+
+class _ShownBackend:
+    """A spreadsheet backend that shows on the progress line what it writes and saves.
+
+    The runner reads each tab just before it writes it, so reading a tab marks
+    the start of writing it. Everything else goes to the wrapped backend.
+    """
+
+    def __init__(self, backend: Any, system_id: str, progress: _Progress) -> None:
+        self._backend = backend
+        self._system_id = system_id
+        self._progress = progress
+
+    def read_tab(self, name: str) -> Any:
+        self._progress.phase(f"writing {self._system_id}/{name}")
+        return self._backend.read_tab(name)
+
+    def commit(self) -> None:
+        self._progress.phase(f"saving {self._backend.location()}")
+        self._backend.commit()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._backend, name)
+
+
+class _ProgressRunner(PlanRunner):
+    """A ``PlanRunner`` that shows each flow's phases on a ``_Progress`` line.
+
+    NOTE: this overrides the runner's private steps ``_backend`` and
+    ``_write_other``, because its ``progress`` callback reports only the
+    mapping. A phase callback in ``PlanRunner`` would make this class
+    unnecessary.
+    """
+
+    def __init__(self, plan: Plan, root: Path, state: StateStore,
+                 progress: _Progress) -> None:
+        super().__init__(plan, root, state, progress=progress)
+        self.display = progress
+
+    def run_flow(self, flow: Any, run_id: str | None = None) -> FlowResult:
+        self.display.phase("reading", flow=flow.id)
+        return super().run_flow(flow, run_id)
+
+    def _backend(self, system: Any) -> Any:
+        return _ShownBackend(super()._backend(system), system.id, self.display)
+
+    def _write_other(self, flow: Any, destination: Any, *args: Any,
+                     **kwargs: Any) -> None:
+        self.display.phase(f"writing {destination.system}/{destination.object}",
+                           flow=flow.id)
+        super()._write_other(flow, destination, *args, **kwargs)
 
 
 @cli.command()
@@ -219,9 +297,10 @@ def run(path: Path, flows: tuple[str, ...], state_path: Path | None,
     _check_flows(plan, flows)
     state = _open_state(state_path or project_root / ".syncplan" / "state.db")
     progress = _Progress()
+    runner = (_ProgressRunner(plan, project_root, state, progress) if progress.enabled
+              else PlanRunner(plan, project_root, state))
     try:
-        results = PlanRunner(plan, project_root, state, progress=progress).run(
-            list(flows) or None)
+        results = runner.run(list(flows) or None)
     finally:
         progress.clear()
         state.close()
