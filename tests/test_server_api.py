@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import concurrent.futures
+import datetime as dt
 import logging
 import sqlite3
 import time
@@ -393,7 +394,7 @@ def test_internal_error_is_500_without_details(client: Client,
     def broken(*args: Any, **kwargs: Any) -> Any:
         raise RuntimeError("database password is hunter2")
 
-    monkeypatch.setattr(client.backend.store, "last_jobs", broken)
+    monkeypatch.setattr(client.backend.store, "last_runs", broken)
     with caplog.at_level(logging.ERROR, logger="sheets_addon"):
         response = client.get("/api/v1/flows")
 
@@ -439,3 +440,47 @@ def test_run_started_by_cli_is_visible(client: Client) -> None:
     assert response.json()["run"]["status"] == "succeeded"
     assert response.json()["run"]["trigger"] == "cli"
     assert response.json()["run"]["counts"]["created"] == 2
+
+
+def run_from_cli(client: Client, flow: str, run_id: str,
+                 now: dt.datetime | None = None) -> None:
+    from compiler import compile_project
+    from runtime.runner import PlanRunner
+
+    plan = compile_project(client.root).plan
+    assert plan is not None
+    result = PlanRunner(plan, client.root, client.backend.state, now=now).run_flow(
+        plan.flow(flow), run_id=run_id)
+    assert result.status == "succeeded"
+
+
+def last_runs(client: Client) -> dict[str, Any]:
+    return {flow["id"]: flow["last_run"]
+            for flow in client.get("/api/v1/flows").json()["flows"]}
+
+
+def test_list_flows_last_run_from_cli(client: Client) -> None:
+    run_from_cli(client, "private", "cli-only")
+
+    last = last_runs(client)
+
+    assert last["private"]["id"] == "cli-only"
+    assert last["private"]["trigger"] == "cli"
+    assert last["private"]["status"] == "succeeded"
+    assert last["private"]["counts"]["created"] == 2
+    assert last["rows"] is None
+    schema_validator("Run").validate(last["private"])
+
+
+def test_list_flows_last_run_is_latest(client: Client) -> None:
+    # The runtime stores start times to the second, so the CLI runs are
+    # placed a minute before and after the server's run.
+    now = dt.datetime.now(dt.timezone.utc)
+    run_from_cli(client, "private", "cli-earlier", now - dt.timedelta(minutes=1))
+    server_run = client.post("/api/v1/flows/private/runs").json()["run"]["id"]
+    client.wait(server_run)
+    after_server = last_runs(client)["private"]["id"]
+    run_from_cli(client, "private", "cli-later", now + dt.timedelta(minutes=1))
+
+    assert after_server == server_run
+    assert last_runs(client)["private"]["id"] == "cli-later"

@@ -199,7 +199,7 @@ def authenticated_cases(operation: str, method: str, path: Callable[[Live], str]
 
 
 ERROR_CASES: list[tuple[str, int, str, Case]] = [
-    *authenticated_cases("listFlows", "GET", lambda live: "/flows", "last_jobs"),
+    *authenticated_cases("listFlows", "GET", lambda live: "/flows", "last_runs"),
     *authenticated_cases("startRun", "POST", lambda live: "/flows/rows/runs",
                          "enqueue"),
     ("startRun", 400, "invalid_json",

@@ -246,11 +246,9 @@ def openapi() -> Any:
 def list_flows() -> Any:
     backend = current_backend()
     visible = [flow for flow in backend.plan.flows if may_access(g.identity, flow)]
-    last = backend.store.last_jobs(flow.id for flow in visible)
+    last = backend.store.last_runs(flow.id for flow in visible)
     return {"flows": [{"id": flow.id, "description": flow.description,
-                       "trigger": _trigger(flow),
-                       "last_run": last[flow.id].as_run() if flow.id in last
-                       else None}
+                       "trigger": _trigger(flow), "last_run": last.get(flow.id)}
                       for flow in visible]}
 
 

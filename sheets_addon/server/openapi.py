@@ -184,6 +184,9 @@ _PATHS: dict[str, Any] = {
     "/flows": {"get": {
         "operationId": "listFlows",
         "summary": "List the flows the caller may see, with their last run.",
+        "description": "A flow's last run is its latest run queued through this"
+                       " API, or a later run started from the command line on"
+                       " the same state file (trigger cli).",
         "responses": {
             "200": _json({"type": "object", "required": ["flows"],
                           "properties": {"flows": {"type": "array",

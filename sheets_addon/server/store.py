@@ -93,6 +93,8 @@ _JOB_COLUMNS = ("seq", "run_id", "flow", "kind", "status", "retry_of", "error_id
                 "resources", "requested_by", "trigger", "queued_at", "started_at",
                 "finished_at", "claimed_by", "lease_expires", "counts", "message")
 _SELECT_JOB = f"SELECT {', '.join(_JOB_COLUMNS)} FROM jobs"
+_SELECT_STORED_RUN = ("SELECT run_id, flow, status, started, finished, counts, message"
+                      " FROM runs")
 
 
 def utc_now() -> str:
@@ -281,15 +283,34 @@ class ServerStore:
         rows = self._read(f"{_SELECT_JOB} WHERE run_id = ?", (run_id,))
         return _job(rows[0]) if rows else None
 
-    def last_jobs(self, flows: Iterable[str]) -> dict[str, Job]:
-        """Return the latest job of each flow that has one."""
-        found: dict[str, Job] = {}
+    def last_runs(self, flows: Iterable[str]) -> dict[str, dict[str, Any]]:
+        """Return the RUN object of the latest run of each flow that has one.
+
+        A flow's latest run is its latest job, unless the runtime's ``runs``
+        table records a run no job tracks (one started from the command line)
+        that started later.
+        """
+        has_runs = bool(self._read("SELECT 1 FROM sqlite_master WHERE type = 'table'"
+                                   " AND name = 'runs'"))
+        found: dict[str, dict[str, Any]] = {}
         for flow in flows:
             rows = self._read(f"{_SELECT_JOB} WHERE flow = ? ORDER BY seq DESC"
                               " LIMIT 1", (flow,))
-            if rows:
-                found[flow] = _job(rows[0])
+            latest = _job(rows[0]).as_run() if rows else None
+            untracked = self._last_untracked_run(flow) if has_runs else None
+            if untracked is not None and (latest is None or _later(
+                    untracked["started_at"],
+                    latest["started_at"] or latest["queued_at"])):
+                latest = untracked
+            if latest is not None:
+                found[flow] = latest
         return found
+
+    def _last_untracked_run(self, flow: str) -> dict[str, Any] | None:
+        rows = self._read(f"{_SELECT_STORED_RUN} WHERE flow = ? AND NOT EXISTS"
+                          " (SELECT 1 FROM jobs WHERE jobs.run_id = runs.run_id)"
+                          " ORDER BY started DESC LIMIT 1", (flow,))
+        return _stored_run(rows[0]) if rows else None
 
     def jobs(self, status: str | None = None) -> list[Job]:
         if status is None:
@@ -455,16 +476,8 @@ class ServerStore:
 
     def stored_run(self, run_id: str) -> dict[str, Any] | None:
         """Return a run that the runtime recorded but no job tracks (a CLI run)."""
-        rows = self._read("SELECT run_id, flow, status, started, finished, counts,"
-                          " message FROM runs WHERE run_id = ?", (run_id,))
-        if not rows:
-            return None
-        run_id, flow, status, started, finished, counts, message = rows[0]
-        return {"id": run_id, "flow": flow, "status": status,
-                "counts": full_counts(json.loads(counts or "{}")),
-                "queued_at": started, "started_at": started,
-                "finished_at": finished, "message": message, "retry_of": None,
-                "trigger": "cli"}
+        rows = self._read(f"{_SELECT_STORED_RUN} WHERE run_id = ?", (run_id,))
+        return _stored_run(rows[0]) if rows else None
 
     def error_page(self, run_id: str, page: int, per_page: int
                    ) -> tuple[list[dict[str, Any]], int]:
@@ -481,6 +494,39 @@ class ServerStore:
     def error_ids(self, run_id: str) -> set[str]:
         return {row[0] for row in self._read("SELECT error_id FROM errors WHERE"
                                              " run_id = ?", (run_id,))}
+
+
+def _stored_run(row: Sequence[Any]) -> dict[str, Any]:
+    run_id, flow, status, started, finished, counts, message = row
+    return {"id": run_id, "flow": flow, "status": status,
+            "counts": full_counts(json.loads(counts or "{}")),
+            "queued_at": started, "started_at": started,
+            "finished_at": finished, "message": message, "retry_of": None,
+            "trigger": "cli"}
+
+
+def _later(first: str | None, second: str | None) -> bool:
+    """Return whether ISO 8601 time ``first`` is after ``second``.
+
+    An unreadable or missing ``first`` is never later, and anything readable is
+    later than an unreadable ``second``.
+    """
+    first_moment = _parse_time(first)
+    second_moment = _parse_time(second)
+    if first_moment is None:
+        return False
+    if second_moment is None:
+        return True
+    return first_moment > second_moment
+
+
+def _parse_time(text: str | None) -> dt.datetime | None:
+    try:
+        moment = dt.datetime.fromisoformat(text or "")
+    except ValueError:
+        return None
+    # The stores write UTC, so a time without a zone is UTC too.
+    return moment if moment.tzinfo else moment.replace(tzinfo=dt.timezone.utc)
 
 
 def _sha256(text: str) -> str:
