@@ -6,6 +6,7 @@ import base64
 import hashlib
 import hmac
 import json
+import logging
 import sqlite3
 import textwrap
 import time
@@ -329,3 +330,88 @@ def test_webhook_schema_rejects_unknown_scheme(tmp_path: Path) -> None:
     assert any(d.severity == "error" and "webhook" in (d.pointer or "")
                for d in result.diagnostics)
 
+
+
+# --- retention of event ids -------------------------------------------------------
+
+
+class FakeClock:
+    """A settable POSIX clock for the store."""
+
+    def __init__(self, now: float) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+DAY = 86400.0
+
+
+def test_event_ids_pruned_after_retention(tmp_path: Path) -> None:
+    clock = FakeClock(1_767_225_600.0)  # 2026-01-01 00:00 UTC
+    store = ServerStore(tmp_path / "state.db", webhook_retention_seconds=7 * DAY,
+                        clock=clock)
+    start = clock.now
+    first, second = Event("evt-1", "deal.creation"), Event("evt-2", "deal.creation")
+    try:
+        fresh_at_start, _jobs = store.record_events("crm", [first], {})
+        clock.now = start + 6 * DAY
+        fresh_inside, _jobs = store.record_events("crm", [first, second], {})
+        clock.now = start + 7 * DAY + 3600
+        fresh_after, _jobs = store.record_events("crm", [first, second], {})
+        count_after = store.event_count("crm")
+    finally:
+        store.close()
+
+    assert fresh_at_start == [first]
+    assert fresh_inside == [second]  # evt-1 is still a repeat inside the window
+    assert fresh_after == [first]  # evt-1 was pruned, evt-2 (day 6) was not
+    assert count_after == 2
+
+
+def test_event_ids_inside_window_not_pruned(tmp_path: Path) -> None:
+    clock = FakeClock(1_767_225_600.0)
+    store = ServerStore(tmp_path / "state.db", webhook_retention_seconds=7 * DAY,
+                        clock=clock)
+    try:
+        store.record_events("crm", [Event(str(day), None) for day in range(3)], {})
+        clock.now += 7 * DAY - 60
+        repeated, _jobs = store.record_events(
+            "crm", [Event(str(day), None) for day in range(3)], {})
+        count = store.event_count("crm")
+    finally:
+        store.close()
+
+    assert repeated == []
+    assert count == 3
+
+
+@pytest.fixture()
+def restore_loggers() -> Iterator[None]:
+    """Undo what create_app_from_env sets on the package loggers."""
+    saved = [(logging.getLogger(name), logging.getLogger(name).level,
+              list(logging.getLogger(name).handlers))
+             for name in ("sheets_addon", "runtime")]
+    yield
+    for logger, level, handlers in saved:
+        logger.setLevel(level)
+        logger.handlers[:] = handlers
+
+
+def test_retention_setting_is_checked(tmp_path: Path,
+                                      monkeypatch: pytest.MonkeyPatch,
+                                      restore_loggers: None) -> None:
+    from sheets_addon.server import ServerConfigError, create_app_from_env
+
+    root = write_server_project(tmp_path / "project", gate=False)
+    monkeypatch.setenv("SYNCPLAN_PROJECT", str(root))
+    monkeypatch.setenv("SYNCPLAN_DEV", "1")
+    monkeypatch.setenv("SYNCPLAN_WEBHOOK_RETENTION_DAYS", "a week")
+
+    with pytest.raises(ServerConfigError, match="'a week' is not a number"):
+        create_app_from_env()
+    with pytest.raises(ServerConfigError, match="retention of 0 days is invalid"):
+        create_app(root, dev_mode=True, webhook_retention_days=0)
+    with pytest.raises(ValueError, match="webhook_retention_seconds=-1"):
+        ServerStore(tmp_path / "state.db", webhook_retention_seconds=-1)

@@ -47,6 +47,7 @@ logger = logging.getLogger(__name__)
 MAX_BODY_BYTES = 1024 * 1024
 DEFAULT_RATE_BURST = 120
 DEFAULT_RATE_PER_SECOND = 5.0
+DEFAULT_WEBHOOK_RETENTION_DAYS = 7.0
 EXTENSION = "syncplan"
 
 _ERROR_CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden",
@@ -94,7 +95,9 @@ def create_app(project: Path | str, *, state_path: Path | str | None = None,
                rate_limit_burst: int = DEFAULT_RATE_BURST,
                rate_limit_per_second: float = DEFAULT_RATE_PER_SECOND,
                public_url: str | None = None, proxy_hops: int = 0,
-               max_body_bytes: int = MAX_BODY_BYTES) -> Flask:
+               max_body_bytes: int = MAX_BODY_BYTES,
+               webhook_retention_days: float = DEFAULT_WEBHOOK_RETENTION_DAYS
+               ) -> Flask:
     """Build the backend app for the spec project at ``project`` and start its workers.
 
     ``state_path`` defaults to ``.syncplan/state.db`` in the project.
@@ -102,6 +105,8 @@ def create_app(project: Path | str, *, state_path: Path | str | None = None,
     ``https://sync.agency.example``); webhook signatures that cover the URL are
     checked against it, and without it against the request's own URL.
     ``proxy_hops`` trusts that many reverse proxies' ``X-Forwarded-*`` headers.
+    Webhook event ids are kept ``webhook_retention_days``; a delivery repeated
+    within that window starts nothing.
     Call ``app.extensions["syncplan"].close()`` to stop the workers.
     """
     if not oauth_client_id and not dev_mode:
@@ -110,10 +115,14 @@ def create_app(project: Path | str, *, state_path: Path | str | None = None,
             " without one; pass the add-on's client id (--client-id or"
             " SYNCPLAN_OAUTH_CLIENT_ID), or set dev mode explicitly to accept API"
             " keys only")
+    if webhook_retention_days <= 0:
+        raise ServerConfigError(f"webhook retention of {webhook_retention_days!r}"
+                                " days is invalid; give a positive number of days")
     plan, root = _compile(Path(project))
     state_file = Path(state_path) if state_path else root / ".syncplan" / "state.db"
     state = StateStore(state_file)
-    store = ServerStore(state_file)
+    store = ServerStore(state_file,
+                        webhook_retention_seconds=webhook_retention_days * 86400)
     pool = WorkerPool(store, state, RunExecutor(plan, root, state), workers=workers,
                       lease_seconds=lease_seconds, poll_seconds=poll_seconds)
     backend = Backend(
@@ -143,7 +152,8 @@ def create_app_from_env() -> Flask:
     ``SYNCPLAN_OAUTH_CLIENT_ID``, ``SYNCPLAN_DEV`` (1 for dev mode),
     ``SYNCPLAN_WORKERS``, ``SYNCPLAN_PUBLIC_URL``, ``SYNCPLAN_PROXY_HOPS``,
     ``SYNCPLAN_RATE_LIMIT_BURST``, ``SYNCPLAN_RATE_LIMIT_PER_SECOND``,
-    ``SYNCPLAN_GOOGLE_CERTS_URL``, ``SYNCPLAN_LOG_LEVEL`` (INFO by default).
+    ``SYNCPLAN_GOOGLE_CERTS_URL``, ``SYNCPLAN_WEBHOOK_RETENTION_DAYS``,
+    ``SYNCPLAN_LOG_LEVEL`` (INFO by default).
 
     WSGI servers leave the root logger unconfigured, so this adds a stderr
     handler to the package loggers unless a handler already takes their records.
@@ -164,10 +174,12 @@ def create_app_from_env() -> Flask:
         certs_url=os.environ.get("SYNCPLAN_GOOGLE_CERTS_URL") or GOOGLE_CERTS_URL,
         workers=_env_int("SYNCPLAN_WORKERS", 2),
         rate_limit_burst=_env_int("SYNCPLAN_RATE_LIMIT_BURST", DEFAULT_RATE_BURST),
-        rate_limit_per_second=float(os.environ.get(
-            "SYNCPLAN_RATE_LIMIT_PER_SECOND", DEFAULT_RATE_PER_SECOND)),
+        rate_limit_per_second=_env_float("SYNCPLAN_RATE_LIMIT_PER_SECOND",
+                                         DEFAULT_RATE_PER_SECOND),
         public_url=os.environ.get("SYNCPLAN_PUBLIC_URL") or None,
-        proxy_hops=_env_int("SYNCPLAN_PROXY_HOPS", 0))
+        proxy_hops=_env_int("SYNCPLAN_PROXY_HOPS", 0),
+        webhook_retention_days=_env_float("SYNCPLAN_WEBHOOK_RETENTION_DAYS",
+                                          DEFAULT_WEBHOOK_RETENTION_DAYS))
     backend: Backend = app.extensions[EXTENSION]
     atexit.register(backend.close)
     return app
@@ -182,6 +194,17 @@ def _env_int(name: str, default: int) -> int:
     except ValueError:
         raise ServerConfigError(f"{name}={text!r} is not a whole number; set it to"
                                 " one or unset it") from None
+
+
+def _env_float(name: str, default: float) -> float:
+    text = os.environ.get(name)
+    if not text:
+        return default
+    try:
+        return float(text)
+    except ValueError:
+        raise ServerConfigError(f"{name}={text!r} is not a number; set it to one"
+                                " or unset it") from None
 
 
 def _compile(project: Path) -> tuple[Plan, Path]:

@@ -13,7 +13,9 @@ state and every server process on that file shares one queue.
 - ``api_keys``: server-to-server callers. Only the SHA-256 of each key's secret
   part is stored; the key itself is shown once, when it is created.
 - ``webhook_events``: the event ids received per system, unique, so a delivery
-  repeated by the vendor starts no second run.
+  repeated by the vendor starts no second run. Ids older than the retention
+  window (7 days by default) are deleted, at most once an hour, while new
+  events are recorded; an id repeated after that starts a run again.
 
 Every change runs in a ``BEGIN IMMEDIATE`` transaction, which takes SQLite's
 write lock first, so the read-then-write steps below are atomic across
@@ -32,7 +34,7 @@ import sqlite3
 import threading
 import time
 import uuid
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,6 +47,8 @@ FINAL_STATUSES = ("succeeded", "failed", "interrupted")
 COUNT_NAMES = ("read", "filtered", "created", "updated", "unchanged", "deleted",
                "failed", "seconds")
 API_KEY_PREFIX = "spk"
+WEBHOOK_RETENTION_SECONDS = 7 * 24 * 3600.0
+PRUNE_INTERVAL_SECONDS = 3600.0
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
@@ -87,6 +91,7 @@ CREATE TABLE IF NOT EXISTS webhook_events (
     run_ids TEXT NOT NULL DEFAULT '[]',
     PRIMARY KEY (system, event_id)
 );
+CREATE INDEX IF NOT EXISTS webhook_events_by_time ON webhook_events (received_at);
 """
 
 _JOB_COLUMNS = ("seq", "run_id", "flow", "kind", "status", "retry_of", "error_ids",
@@ -100,6 +105,12 @@ _SELECT_STORED_RUN = ("SELECT run_id, flow, status, started, finished, counts, m
 def utc_now() -> str:
     """Return the current UTC time as ISO 8601 with milliseconds."""
     return dt.datetime.now(dt.timezone.utc).isoformat(timespec="milliseconds")
+
+
+def _iso_time(posix: float) -> str:
+    # The same format as utc_now, so stored times compare as strings.
+    return dt.datetime.fromtimestamp(posix, dt.timezone.utc).isoformat(
+        timespec="milliseconds")
 
 
 @dataclass(frozen=True)
@@ -194,7 +205,16 @@ class FlowBusy(Exception):
 class ServerStore:
     """The server's tables; one connection shared by the threads of one process."""
 
-    def __init__(self, path: Path | str) -> None:
+    def __init__(self, path: Path | str, *,
+                 webhook_retention_seconds: float = WEBHOOK_RETENTION_SECONDS,
+                 clock: Callable[[], float] = time.time) -> None:
+        """Open the store; ``clock`` returns the POSIX time for webhook events."""
+        if webhook_retention_seconds <= 0:
+            raise ValueError(f"webhook_retention_seconds={webhook_retention_seconds!r}"
+                             " is invalid; give a positive number of seconds")
+        self.webhook_retention_seconds = webhook_retention_seconds
+        self._clock = clock
+        self._next_prune = 0.0
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.RLock()
@@ -446,8 +466,12 @@ class ServerStore:
         """
         fresh: list[Event] = []
         started: dict[str, Job] = {}
-        received = utc_now()
+        now = self._clock()
+        received = _iso_time(now)
         with self.transaction() as db:
+            if now >= self._next_prune:
+                self._prune_events(db, now)
+                self._next_prune = now + PRUNE_INTERVAL_SECONDS
             for event in events:
                 cursor = db.execute("INSERT OR IGNORE INTO webhook_events (system,"
                                     " event_id, event_type, received_at)"
@@ -467,6 +491,14 @@ class ServerStore:
                            " AND event_id = ?",
                            (json.dumps(run_ids), system, event.event_id))
         return fresh, list(started.values())
+
+    def _prune_events(self, db: sqlite3.Connection, now: float) -> None:
+        cutoff = _iso_time(now - self.webhook_retention_seconds)
+        cursor = db.execute("DELETE FROM webhook_events WHERE received_at < ?",
+                            (cutoff,))
+        if cursor.rowcount:
+            logger.info("deleted %d webhook event id(s) received before %s",
+                        cursor.rowcount, cutoff)
 
     def event_count(self, system: str) -> int:
         return int(self._read("SELECT COUNT(*) FROM webhook_events WHERE system = ?",
