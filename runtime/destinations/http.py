@@ -55,8 +55,9 @@ are those of ``runtime.http.send`` under the flow's ``on_error.retry``, paced by
 the token bucket of the system in ``BucketRegistry.shared()``. A 401 gets one
 credential refresh (OAuth2); a second 401 fails the destination. Any other
 status outside 2xx becomes an error record for that record, and the run goes
-on. Headers are never logged, and credential values are masked in messages. The first problems of single
-records are logged on ``runtime.destinations.http.records``.
+on. Headers are never logged, and credential values are masked in messages.
+The first problems of single records are logged on
+``runtime.destinations.http.records``.
 """
 
 from __future__ import annotations
