@@ -16,25 +16,36 @@ import logging
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs
 
 import pytest
 import requests
 from google.auth.exceptions import DefaultCredentialsError
+from gspread.exceptions import APIError
 
 from compiler.plan.models import ColumnPlan, SystemPlan
-from runtime.sheets.base import LimitExceeded
+from runtime.sheets.base import ChangeSet, LimitExceeded
 from runtime.sheets.engine import TabSync, plan_tab_sync
-from runtime.sheets.tabs import ERRORS_TAB, TRUNCATION_MARKER, sync_errors_tab
+from runtime.sheets.tabs import (
+    ERRORS_TAB,
+    RUNS_TAB,
+    TRUNCATION_MARKER,
+    check_run_limits,
+    sync_errors_tab,
+)
 from sheets_addon.emulator import SheetsEmulator
 from sheets_addon.google import (
     CredentialsError,
     create_backend,
     load_credentials,
+    sharing_hint,
     spreadsheet_id,
 )
 from sheets_addon.google import backend as backend_module
+from sheets_addon.google import batches as batches_module
 from sheets_addon.google.backend import CellLimitExceeded, GoogleSheetsBackend
 from sheets_addon.google.session import build_client
+from tests.support.sheet_views import displayed_rows
 
 TAB = "Data"
 COLUMNS = [
@@ -99,9 +110,14 @@ class Target:
         return outcome
 
     def rows(self, tab: str = TAB) -> list[list[Any]]:
+        """Return the tab as the backend reads it: dates as serial numbers."""
         grid = self.backend().read_tab(tab)
         assert grid is not None, f"tab {tab!r} missing"
         return grid.rows
+
+    def shown(self, tab: str = TAB) -> list[list[Any]]:
+        """Return the tab as a person sees it: date-formatted serials as dates."""
+        return displayed_rows(self.emulator, self.spreadsheet_id, tab, self.rows(tab))
 
     def stored(self, tab: str, row: int, column: int) -> Any:
         sheet = self.emulator.spreadsheet(self.spreadsheet_id).sheet_by_title(tab)
@@ -139,35 +155,75 @@ def number_format(cell: Any) -> dict[str, Any] | None:
 # --- Request budget ------------------------------------------------------------
 
 
-def test_google_new_tab_sync_costs_three_requests(target: Target) -> None:
+def test_google_new_tab_sync_costs_four_requests(target: Target) -> None:
     target.sync([record(key) for key in range(1, 21)])
 
+    # The read of the missing tab answers 400; the properties of every tab then
+    # tell that it is missing, give a free sheet id and the cells in use.
     assert target.emulator.counts_by_kind() == {
+        "values.get": 1,
         "spreadsheets.get": 1,
         "spreadsheets.batchUpdate": 1,
         "values.batchUpdate": 1,
     }
+    assert [r.status for r in target.emulator.log.records] == [400, 200, 200, 200]
 
 
-def test_google_resync_with_few_changes_costs_three(target: Target) -> None:
+def test_google_tab_read_asks_unformatted_values(target: Target) -> None:
+    target.sync([record(1)])
+    target.emulator.reset_log()
+
+    target.rows()
+
+    (read,) = target.emulator.log.records
+    assert read.kind == "values.get"
+    assert read.path.endswith("/values/Data")
+    assert parse_qs(read.query) == {"valueRenderOption": ["UNFORMATTED_VALUE"],
+                                    "dateTimeRenderOption": ["SERIAL_NUMBER"],
+                                    "majorDimension": ["ROWS"],
+                                    "prettyPrint": ["false"]}
+    assert target.rows() == [["ID", "Name", "Day", "At", "Amount"],
+                             [1, "n", 45293, 45293.5, 1]]
+
+
+def test_google_resync_with_few_changes_costs_two(target: Target) -> None:
     records = [record(key) for key in range(1, 21)]
     target.sync(records)
     target.emulator.reset_log()
     records[3] = record(4, "renamed")
     records[9] = record(10, amount=99)
+    records[12] = {**record(13), "day": dt.date(2025, 1, 1)}
+
+    outcome = target.sync(records)
+
+    assert (outcome.created, outcome.updated) == (0, 3)
+    # Dates and numbers over dates and numbers need no look at the formats.
+    assert target.emulator.counts_by_kind() == {"values.get": 1,
+                                                "values.batchUpdate": 1}
+    rows = target.shown()
+    assert rows[4][1] == "renamed"
+    assert rows[10][4] == 99
+    assert rows[13][2] == dt.date(2025, 1, 1)
+
+
+def test_google_append_into_grid_reads_formats(target: Target) -> None:
+    records = [record(key) for key in range(1, 21)]
+    target.sync(records)
+    target.emulator.reset_log()
 
     outcome = target.sync([*records, record(21)])
 
-    assert (outcome.created, outcome.updated) == (1, 2)
-    assert target.emulator.counts_by_kind() == {
-        "spreadsheets.get": 2,
-        "values.batchUpdate": 1,
-    }
-    rows = target.rows()
-    assert rows[4][1] == "renamed"
-    assert rows[10][4] == 99
-    assert rows[21] == [21, "n", dt.date(2024, 1, 22), dt.datetime(2024, 1, 22, 12),
-                        1]
+    assert outcome.created == 1
+    # The appended row lands in an empty grid row, whose formats are read.
+    assert target.emulator.counts_by_kind() == {"values.get": 1,
+                                                "spreadsheets.get": 1,
+                                                "values.batchUpdate": 1}
+    formats = next(r for r in target.emulator.log.records
+                   if r.kind == "spreadsheets.get")
+    assert parse_qs(formats.query)["ranges"] == ["Data!A22:A22", "Data!C22:C22",
+                                                 "Data!D22:D22", "Data!E22:E22"]
+    assert target.shown()[21] == [21, "n", dt.date(2024, 1, 22),
+                                  dt.datetime(2024, 1, 22, 12), 1]
 
 
 def test_google_identical_resync_only_reads(target: Target) -> None:
@@ -178,10 +234,10 @@ def test_google_identical_resync_only_reads(target: Target) -> None:
     outcome = target.sync(records)
 
     assert outcome.changes.is_empty()
-    assert target.emulator.counts_by_kind() == {"spreadsheets.get": 2}
+    assert target.emulator.counts_by_kind() == {"values.get": 1}
 
 
-def test_google_second_tab_reads_grid_only(target: Target) -> None:
+def test_google_second_tab_reads_values_only(target: Target) -> None:
     target.sync([record(1)], tab="First")
     target.sync([record(2)], tab="Second")
     target.emulator.reset_log()
@@ -191,8 +247,23 @@ def test_google_second_tab_reads_grid_only(target: Target) -> None:
     target.sync([record(2, "changed")], tab="Second", backend=backend)
 
     assert target.emulator.counts_by_kind() == {
-        "spreadsheets.get": 3,
+        "values.get": 2,
         "values.batchUpdate": 2,
+    }
+
+
+def test_google_properties_read_once_per_backend(target: Target) -> None:
+    backend = target.backend()
+    target.sync([record(1)], tab="First", backend=backend)
+    target.sync([record(2)], tab="Second", backend=backend)
+    target.sync([record(3)], tab="Third", backend=backend)
+
+    # One probe of the first missing tab, then the properties serve the others.
+    assert target.emulator.counts_by_kind() == {
+        "values.get": 1,
+        "spreadsheets.get": 1,
+        "spreadsheets.batchUpdate": 3,
+        "values.batchUpdate": 3,
     }
 
 
@@ -203,17 +274,39 @@ def test_google_append_past_headroom_grows_once(target: Target) -> None:
 
     target.sync([record(key) for key in range(1, 156)])
 
+    # The grid grows: the properties of every tab for the cell count, and the
+    # formats of the appended rows that land in the grid's headroom.
     assert target.emulator.counts_by_kind() == {
+        "values.get": 1,
         "spreadsheets.get": 2,
         "spreadsheets.batchUpdate": 1,
         "values.batchUpdate": 1,
     }
     assert target.grid_size(TAB) == (156 + backend_module.HEADROOM_ROWS, 5)
-    rows = target.rows()
+    rows = target.shown()
     assert len(rows) == 156
-    # New grid rows get the date format of the column, so dates read back as dates.
+    # New grid rows get the date format of the column, so dates show as dates.
     assert rows[155][2] == dt.date(2024, 6, 4)
     assert number_format(target.stored(TAB, 200, 2))["type"] == "DATE"
+
+
+def test_google_formula_key_cell_matches_record(target: Target) -> None:
+    target.sync([record(1000), record(1002)])
+    spreadsheet = target.emulator.gspread_client().open_by_key(target.spreadsheet_id)
+    spreadsheet.values_batch_update({"valueInputOption": "USER_ENTERED", "data": [
+        {"range": "Data!A4:B4", "values": [["=1000+1", "typed"]]}]})
+    target.emulator.reset_log()
+
+    outcome = target.sync([record(1000), record(1001, "synced"), record(1002)])
+
+    assert (outcome.created, outcome.updated, outcome.unchanged) == (0, 1, 2)
+    assert outcome.errors == []
+    rows = target.shown()
+    assert [row[:2] for row in rows] == [["ID", "Name"], [1000, "n"], [1002, "n"],
+                                         [1001, "synced"]]
+    # The key cell is an owned cell whose value already matches: the formula stays.
+    assert target.stored(TAB, 3, 0).formula == "=1000+1"
+    assert target.stored(TAB, 3, 1).value == "synced"
 
 
 # --- Values: RAW, serials and formats --------------------------------------------
@@ -227,9 +320,10 @@ def test_google_values_sent_raw_and_stored_as_text(target: Target, text: str) ->
     bodies = target.values_bodies()
     assert len(bodies) == 1
     assert bodies[0]["valueInputOption"] == "RAW"
+    # Each range names its top-left cell only; the values say how far it goes.
     assert bodies[0]["data"] == [
-        {"range": "Data!A1:E1", "values": [["ID", "Name", "Day", "At", "Amount"]]},
-        {"range": "Data!A2:E2", "values": [[1, text, 45293, 45293.5, 1]]},
+        {"range": "Data!A1", "values": [["ID", "Name", "Day", "At", "Amount"]]},
+        {"range": "Data!A2", "values": [[1, text, 45293, 45293.5, 1]]},
     ]
     cell = target.stored(TAB, 1, 1)
     assert cell.formula is None
@@ -279,14 +373,17 @@ def test_google_person_number_formats_survive(target: Target) -> None:
     outcome = target.sync([record(1, amount=4), record(2, amount=5)])
 
     assert (outcome.created, outcome.updated) == (1, 1)
-    assert target.emulator.counts_by_kind() == {"spreadsheets.get": 2,
+    # The appended row lands in an empty grid row, so its formats are read; they
+    # fit, so no structural request is sent.
+    assert target.emulator.counts_by_kind() == {"values.get": 1,
+                                                "spreadsheets.get": 1,
                                                 "values.batchUpdate": 1}
     for row in (1, 2):
         assert number_format(target.stored(TAB, row, 2))["pattern"] == "dd mmm yyyy"
         assert number_format(target.stored(TAB, row, 3))["pattern"] == (
             "dd/mm/yyyy hh:mm:ss")
         assert number_format(target.stored(TAB, row, 4))["pattern"] == "#,##0.00"
-    assert target.rows()[1:] == [
+    assert target.shown()[1:] == [
         [1, "n", dt.date(2024, 1, 2), dt.datetime(2024, 1, 2, 12), 4],
         [2, "n", dt.date(2024, 1, 3), dt.datetime(2024, 1, 3, 12), 5],
     ]
@@ -300,7 +397,8 @@ def test_google_unformatted_date_cells_get_format(target: Target) -> None:
 
     target.sync([record(1), record(2)])
 
-    assert target.emulator.counts_by_kind() == {"spreadsheets.get": 2,
+    assert target.emulator.counts_by_kind() == {"values.get": 1,
+                                                "spreadsheets.get": 1,
                                                 "spreadsheets.batchUpdate": 1,
                                                 "values.batchUpdate": 1}
     structure = [body for url, body in target.bodies if url.endswith(":batchUpdate")
@@ -312,7 +410,7 @@ def test_google_unformatted_date_cells_get_format(target: Target) -> None:
     assert number_format(target.stored(TAB, 2, 2)) == {"type": "DATE",
                                                        "pattern": "yyyy-mm-dd"}
     assert number_format(target.stored(TAB, 3, 2)) is None
-    assert target.rows()[2][2:4] == [dt.date(2024, 1, 3), dt.datetime(2024, 1, 3, 12)]
+    assert target.shown()[2][2:4] == [dt.date(2024, 1, 3), dt.datetime(2024, 1, 3, 12)]
 
 
 def test_google_one_cell_change_sends_one_small_range(target: Target) -> None:
@@ -349,7 +447,7 @@ def test_google_long_text_becomes_error_row(target: Target) -> None:
 
     assert [problem.code for problem in outcome.errors] == ["cell_too_long"]
     assert [row[:2] for row in target.rows()[1:]] == [[1, "short"], [2, None], [3, "ok"]]
-    assert target.rows()[2][2:] == [dt.date(2024, 1, 3), dt.datetime(2024, 1, 3, 12), 1]
+    assert target.shown()[2][2:] == [dt.date(2024, 1, 3), dt.datetime(2024, 1, 3, 12), 1]
     (error_row,) = target.rows(ERRORS_TAB)[1:]
     assert error_row[:2] == ["e0", "deals"]
     assert error_row[4:7] == ["2", "name", "cell_too_long"]
@@ -408,6 +506,126 @@ def test_google_existing_tab_growth_checked(emulator: SheetsEmulator) -> None:
     assert len(target.rows()) == 11
 
 
+def plan_rows(backend: GoogleSheetsBackend, tab: str, count: int) -> ChangeSet:
+    grid = backend.read_tab(tab)
+    return plan_tab_sync(grid, [record(key) for key in range(1, count + 1)], COLUMNS,
+                         TYPES, mode="upsert", key=["id"]).changes
+
+
+def test_google_check_limits_counts_every_tab(emulator: SheetsEmulator) -> None:
+    # Big takes 9,975,000 cells, so 25,000 are left: 15,005 for each new tab fit
+    # alone, but not together.
+    target = Target(emulator, big_spreadsheet(emulator, 399_000))
+    emulator.reset_log()
+    backend = target.backend()
+    planned = {tab: plan_rows(backend, tab, 3000) for tab in ("Data", "Other")}
+
+    backend.check_limits({"Data": planned["Data"]})
+    backend.check_limits({"Other": planned["Other"]})
+    with pytest.raises(CellLimitExceeded) as raised:
+        backend.check_limits(planned)
+
+    assert str(raised.value) == (
+        "writing tabs 'Data', 'Other' would take the spreadsheet to 10,005,010 cells,"
+        " over Google Sheets' limit of 10,000,000; nothing was written. Delete unused"
+        " tabs, rows or columns, or write to another spreadsheet")
+    assert target.writes() == []
+    # One read of the first missing tab, then the properties of every tab.
+    assert emulator.counts_by_kind() == {"values.get": 1, "spreadsheets.get": 1}
+
+
+def test_google_check_limits_counts_report_tabs(emulator: SheetsEmulator) -> None:
+    target = Target(emulator, big_spreadsheet(emulator, 399_000))
+    backend = target.backend()
+    changes = plan_rows(backend, TAB, 4900)
+
+    # 24,505 cells for Data, 11 for a new Errors tab and 26 for a new Runs tab.
+    check_run_limits(backend, {TAB: changes}, error_count=0)
+    with pytest.raises(CellLimitExceeded) as raised:
+        check_run_limits(backend, {TAB: changes}, error_count=50)
+
+    assert "tabs 'Data', 'Errors', 'Runs'" in str(raised.value)
+    assert "10,000,092 cells" in str(raised.value)
+    assert target.writes() == []
+
+
+def test_google_check_limits_existing_tabs(emulator: SheetsEmulator) -> None:
+    target = Target(emulator, big_spreadsheet(emulator, 399_000))
+    target.sync([record(key) for key in range(1, 11)])
+    for tab in (ERRORS_TAB, RUNS_TAB):
+        emulator.gspread_client().open_by_key(target.spreadsheet_id).add_worksheet(
+            tab, rows=100, cols=13)
+    backend = target.backend()
+    changes = plan_rows(backend, TAB, 2000)
+
+    # Data grows from 111 x 5 to 2,001 x 5 rows; the report tabs are not read,
+    # so their new rows are counted below their 100 grid rows.
+    check_run_limits(backend, {TAB: changes}, error_count=10)
+    with pytest.raises(CellLimitExceeded):
+        check_run_limits(backend, {TAB: changes}, error_count=1000)
+
+    assert [row[0] for row in target.rows()[1:]] == list(range(1, 11))
+
+
+# --- Checkboxes ----------------------------------------------------------------------
+
+
+BOOLEAN_RULE = {"condition": {"type": "BOOLEAN"}, "strict": True}
+
+
+def error_rows(*ids: str) -> list[dict[str, Any]]:
+    return [{"error_id": error_id, "first_run": "run-1", "record_key": "7",
+             "field": "name", "code": "invalid", "message": f"bad {error_id}",
+             "raw_value": "x", "time": dt.datetime(2024, 5, 1, 8, tzinfo=dt.UTC)}
+            for error_id in ids]
+
+
+def validations(target: Target) -> list[dict[str, Any]]:
+    return [request["setDataValidation"] for url, body in target.bodies
+            if url.endswith(":batchUpdate") and not url.endswith("values:batchUpdate")
+            for request in body["requests"] if "setDataValidation" in request]
+
+
+def test_google_retry_column_gets_checkboxes(target: Target) -> None:
+    sync_errors_tab(target.backend(), "deals", error_rows("e1"), ())
+
+    (validation,) = validations(target)
+    assert validation == {"range": {"sheetId": validation["range"]["sheetId"],
+                                    "startRowIndex": 1, "endRowIndex": 102,
+                                    "startColumnIndex": 9, "endColumnIndex": 10},
+                          "rule": BOOLEAN_RULE}
+    assert target.stored(ERRORS_TAB, 0, 9).data_validation is None
+    assert target.stored(ERRORS_TAB, 1, 9).data_validation == BOOLEAN_RULE
+    assert target.stored(ERRORS_TAB, 101, 9).data_validation == BOOLEAN_RULE
+    assert target.stored(ERRORS_TAB, 1, 9).value is False
+    assert target.rows(ERRORS_TAB)[1][9] is False
+
+
+def test_google_retry_checkboxes_sent_once(target: Target) -> None:
+    sync_errors_tab(target.backend(), "deals", error_rows("e1"), ())
+    target.bodies.clear()
+
+    sync_errors_tab(target.backend(), "deals", error_rows("e1", "e2"), ())
+
+    assert validations(target) == []
+    assert target.stored(ERRORS_TAB, 2, 9).data_validation == BOOLEAN_RULE
+    assert [row[9] for row in target.rows(ERRORS_TAB)[1:]] == [False, False]
+
+
+def test_google_retry_checkboxes_follow_growth(target: Target) -> None:
+    sync_errors_tab(target.backend(), "deals", error_rows("e1"), ())
+    target.bodies.clear()
+    many = [f"e{number}" for number in range(1, 151)]
+
+    sync_errors_tab(target.backend(), "deals", error_rows(*many), ())
+
+    (validation,) = validations(target)
+    assert validation["range"]["startRowIndex"] == 102
+    assert validation["range"]["endRowIndex"] == 151 + backend_module.HEADROOM_ROWS
+    assert target.stored(ERRORS_TAB, 150, 9).data_validation == BOOLEAN_RULE
+    assert len(target.rows(ERRORS_TAB)) == 151
+
+
 # --- Body size ----------------------------------------------------------------------
 
 
@@ -421,8 +639,8 @@ def test_google_body_over_2mb_is_split(target: Target) -> None:
     writes = [w for w in target.writes() if w.kind == "values.batchUpdate"]
     assert len(bodies) == 2
     assert len(writes) == len(bodies)
-    assert all(w.request_bytes <= backend_module.MAX_BODY_BYTES for w in writes)
-    assert sum(w.request_bytes for w in writes) > backend_module.MAX_BODY_BYTES
+    assert all(w.request_bytes <= batches_module.MAX_BODY_BYTES for w in writes)
+    assert sum(w.request_bytes for w in writes) > batches_module.MAX_BODY_BYTES
     rows = target.rows()
     assert len(rows) == 3001
     assert [row[0] for row in rows[1:]] == list(range(1, 3001))
@@ -433,7 +651,7 @@ def test_google_many_ranges_split_in_chunks(target: Target,
                                             monkeypatch: pytest.MonkeyPatch) -> None:
     records = [record(key, "old") for key in range(1, 201)]
     target.sync(records)
-    monkeypatch.setattr(backend_module, "MAX_BODY_BYTES", 3_000)
+    monkeypatch.setattr(batches_module, "MAX_BODY_BYTES", 3_000)
     target.emulator.reset_log()
     target.bodies.clear()
     changed = [record(key, "new" if key % 2 else "old") for key in range(1, 201)]
@@ -453,7 +671,7 @@ def test_google_many_ranges_split_in_chunks(target: Target,
 def test_google_many_deletions_split_in_chunks(target: Target,
                                                monkeypatch: pytest.MonkeyPatch) -> None:
     first = target.sync([record(key) for key in range(1, 121)], mode="mirror")
-    monkeypatch.setattr(backend_module, "MAX_BODY_BYTES", 2_000)
+    monkeypatch.setattr(batches_module, "MAX_BODY_BYTES", 2_000)
     target.emulator.reset_log()
     kept = [record(key) for key in range(1, 121) if key % 3 == 0]
 
@@ -626,6 +844,60 @@ def test_google_apply_reads_an_unread_tab_first(target: Target) -> None:
     assert [row[0] for row in target.rows()] == ["ID", 1, 2, 3]
 
 
+def api_error(status: int, message: str) -> APIError:
+    response = requests.Response()
+    response.status_code = status
+    response._content = json.dumps({"error": {
+        "code": status, "message": message, "status": "PERMISSION_DENIED"}}).encode()
+    return APIError(response)
+
+
+class RefusingHTTP:
+    """An HTTP client whose every values read fails with one API error."""
+
+    def __init__(self, error: APIError) -> None:
+        self.error = error
+
+    def values_get(self, *args: Any) -> Any:
+        raise self.error
+
+
+@pytest.mark.parametrize("message, hint, expected", [
+    ("The caller does not have permission", "share the spreadsheet with a@b as an"
+     " editor", "share the spreadsheet with a@b as an editor"),
+    ("Request had insufficient authentication scopes.", "share it",
+     "the credentials lack the spreadsheets scope"),
+    ("Google Sheets API has not been used in project 12 before or it is disabled.",
+     None, "enable the Google Sheets API in the credentials' Google Cloud project"),
+    ("The caller does not have permission", None,
+     "give the account of the credentials edit access"),
+])
+def test_google_403_hint_names_the_fix(message: str, hint: str | None,
+                                       expected: str) -> None:
+    client = type("Client", (), {"http_client": RefusingHTTP(api_error(403, message))})
+    backend = GoogleSheetsBackend(client(), SHEET_ID, forbidden_hint=hint)
+
+    with pytest.raises(backend_module.SheetsBackendError) as raised:
+        backend.read_tab(TAB)
+
+    text = str(raised.value)
+    assert text.startswith(f"spreadsheet {SHEET_ID!r}: Sheets API error 403"
+                           f" PERMISSION_DENIED: {message}; ")
+    assert expected in text
+
+
+def test_google_sharing_hint_by_credentials() -> None:
+    service = type("Service", (), {"service_account_email": "sync@p.iam.example"})()
+    user = type("User", (), {})()
+    compute = type("Compute", (), {"service_account_email": "default"})()
+
+    assert sharing_hint(service) == (
+        "share the spreadsheet with sync@p.iam.example as an editor")
+    assert "application default credentials" in sharing_hint(user)
+    assert "spreadsheets scope" in sharing_hint(user)
+    assert sharing_hint(compute) == sharing_hint(user)
+
+
 def test_google_unknown_spreadsheet_names_the_fix(emulator: SheetsEmulator) -> None:
     target = Target(emulator, "1" + "x" * 43)
 
@@ -647,7 +919,8 @@ def test_google_new_columns_grow_the_grid(target: Target) -> None:
 
     target.sync([record(1, "Ada")])
 
-    assert target.emulator.counts_by_kind() == {"spreadsheets.get": 2,
+    assert target.emulator.counts_by_kind() == {"values.get": 1,
+                                                "spreadsheets.get": 1,
                                                 "spreadsheets.batchUpdate": 1,
                                                 "values.batchUpdate": 1}
     structure = [body for url, body in target.bodies if url.endswith(":batchUpdate")
@@ -658,7 +931,7 @@ def test_google_new_columns_grow_the_grid(target: Target) -> None:
                  for r in structure["requests"] if "repeatCell" in r]
     assert formatted == [(27, 1, 20), (28, 1, 20)]
     assert target.grid_size(TAB) == (20, 30)
-    rows = target.rows()
+    rows = target.shown()
     assert rows[0] == [*headers, "Name", "Day", "At", "Amount"]
     assert rows[1] == [1, *["x"] * 25, "Ada", dt.date(2024, 1, 2),
                        dt.datetime(2024, 1, 2, 12), 1]

@@ -28,6 +28,7 @@ from sheets_addon.emulator import SheetsEmulator
 from sheets_addon.google.backend import GoogleSheetsBackend
 from sheets_addon.google.cells import EPOCH
 from sheets_addon.google.session import build_client
+from tests.support.sheet_views import displayed_rows
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLE = REPO / "examples" / "agency"
@@ -77,9 +78,11 @@ def google_backend(emulator: SheetsEmulator, spreadsheet: str) -> GoogleSheetsBa
 
 
 def google_tabs(emulator: SheetsEmulator, spreadsheet: str) -> dict[str, list[list[Any]]]:
+    """Return every tab as a person sees it: date-formatted serials as dates."""
     backend = google_backend(emulator, spreadsheet)
     titles = [sheet.title for sheet in emulator.spreadsheet(spreadsheet).sheets]
-    return {title: backend.read_tab(title).rows for title in titles}
+    return {title: displayed_rows(emulator, spreadsheet, title,
+                                  backend.read_tab(title).rows) for title in titles}
 
 
 def write_requests(emulator: SheetsEmulator) -> list[Any]:
@@ -260,7 +263,7 @@ def test_e2e_plan_previews_without_writing(reports: Reports, emulator: SheetsEmu
     assert ("deals -> report/Deals: 0 to create, 0 to update, 4 unchanged,"
             " 0 to delete") in lines
     assert write_requests(emulator) == []
-    assert set(emulator.counts_by_kind()) == {"spreadsheets.get"}
+    assert set(emulator.counts_by_kind()) == {"values.get"}
     assert google_tabs(emulator, reports.spreadsheet) == google
 
 

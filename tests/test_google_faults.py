@@ -29,6 +29,7 @@ from sheets_addon.emulator import Fault, SheetsEmulator
 from sheets_addon.google import session as session_module
 from sheets_addon.google.backend import GoogleSheetsBackend, SheetsBackendError
 from sheets_addon.google.session import build_client
+from tests.support.sheet_views import displayed_rows
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLE = REPO / "examples" / "agency"
@@ -79,10 +80,11 @@ class Target:
             backend.apply(TAB, outcome.changes)
         return outcome
 
-    def rows(self) -> list[list[Any]]:
-        grid = self.backend().read_tab(TAB)
-        assert grid is not None, "tab missing"
-        return grid.rows
+    def rows(self, tab: str = TAB) -> list[list[Any]]:
+        """Return the tab as a person sees it: date-formatted serials as dates."""
+        grid = self.backend().read_tab(tab)
+        assert grid is not None, f"tab {tab!r} missing"
+        return displayed_rows(self.emulator, self.spreadsheet_id, tab, grid.rows)
 
     def tab_titles(self) -> list[str]:
         return [sheet.title for sheet in
@@ -227,8 +229,11 @@ def test_faults_503_after_row_deletion_applied(target: Target,
     counts = target.emulator.counts_by_kind()
     assert counts["spreadsheets.batchUpdate"] == 1
     assert counts["values.batchUpdate"] == 1
-    # One read of the properties and one of the grid tell that the rows are gone.
-    assert counts["spreadsheets.get"] == 2 + 2 + 2
+    # The sync reads the values and the sheet id; after the 503 one read of the
+    # properties and one of the values tell that the rows are gone; the test
+    # reads the values last.
+    assert counts["spreadsheets.get"] == 1 + 1
+    assert counts["values.get"] == 1 + 1 + 1
     assert "may have applied" in caplog.text
     assert "failed after it had applied, so it was not resent" in caplog.text
 
@@ -259,7 +264,29 @@ def test_faults_503_after_values_applied(target: Target) -> None:
     assert len(rows) == 11
     counts = target.emulator.counts_by_kind()
     assert counts["values.batchUpdate"] == 1
-    assert counts["values.batchGet"] == 1
+    assert counts["values.batchGetByDataFilter"] == 1
+
+
+def test_faults_503_after_many_ranges_reads_back_by_post(target: Target) -> None:
+    records = [record(key) for key in range(1, 2001)]
+    first = target.sync(records)
+    target.emulator.reset_log()
+    target.emulator.inject_error_after_apply(503, method="POST", path=VALUES_PATH)
+    changed = [record(r["id"], "renamed") if r["id"] % 2 else r for r in records]
+
+    outcome = target.sync(changed, owned=sorted(first.written_keys))
+
+    assert outcome.updated == 1000
+    counts = target.emulator.counts_by_kind()
+    assert counts["values.batchUpdate"] == 1
+    assert counts["values.batchGetByDataFilter"] == 1
+    (check,) = [r for r in target.emulator.log.records
+                if r.kind == "values.batchGetByDataFilter"]
+    # The 1,000 ranges travel in the body; the URL carries none of them.
+    assert check.method == "POST"
+    assert check.query == "prettyPrint=false"
+    assert check.request_bytes > 20_000
+    assert target.rows() == expected_rows(changed)
 
 
 def test_faults_503_after_new_tab_applied(target: Target) -> None:

@@ -67,10 +67,26 @@ def create_backend(system: SystemPlan, spreadsheet: str,
     emulator = os.environ.get(EMULATOR_VARIABLE)
     if emulator:
         client, ambiguity = build_client(system, sheet_id, emulator=emulator)
-    else:
-        credentials = load_credentials(system, root)
-        client, ambiguity = build_client(system, sheet_id, credentials=credentials)
-    return GoogleSheetsBackend(client, sheet_id, ambiguity=ambiguity)
+        return GoogleSheetsBackend(client, sheet_id, ambiguity=ambiguity)
+    credentials = load_credentials(system, root)
+    client, ambiguity = build_client(system, sheet_id, credentials=credentials)
+    return GoogleSheetsBackend(client, sheet_id, ambiguity=ambiguity,
+                               forbidden_hint=sharing_hint(credentials))
+
+
+def sharing_hint(credentials: Any) -> str:
+    """Return how to give the credentials' account access, for a 403 message.
+
+    A service account is named by its e-mail address. Application default
+    credentials are often a person's own login, which needs edit access and the
+    spreadsheets scope, or a service account without a visible address.
+    """
+    email = getattr(credentials, "service_account_email", None)
+    if isinstance(email, str) and "@" in email:
+        return f"share the spreadsheet with {email} as an editor"
+    return ("give the account of the application default credentials edit access to"
+            " the spreadsheet, and check that they were created with the spreadsheets"
+            " scope ('gcloud auth application-default login --scopes=...')")
 
 
 def load_credentials(system: SystemPlan, root: Path) -> Any:
@@ -115,4 +131,4 @@ def load_credentials(system: SystemPlan, root: Path) -> Any:
 
 __all__ = ["CellLimitExceeded", "CredentialsError", "GoogleSheetsBackend",
            "SheetsBackendError", "create_backend", "load_credentials",
-           "spreadsheet_id"]
+           "sharing_hint", "spreadsheet_id"]

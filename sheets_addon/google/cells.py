@@ -2,8 +2,11 @@
 
 Dates, datetimes and durations travel as serial numbers: days since 1899-12-30,
 the epoch Google Sheets shares with Excel, with the time of day as the fraction.
-Reading turns a serial back into a date only when the cell's number format is a
-date, date-time or time format, because an unformatted serial is just a number.
+A tab is read with ``valueRenderOption=UNFORMATTED_VALUE`` and
+``dateTimeRenderOption=SERIAL_NUMBER``, so a date cell reads as its serial and a
+formula cell as the value it computes. The sync engine reads a number in a date
+column as a serial (``runtime.sheets.engine.cell_values_equal``), so no number
+format is needed to compare cells.
 """
 
 from __future__ import annotations
@@ -14,6 +17,8 @@ import re
 from collections.abc import Iterable, Iterator
 from decimal import Decimal
 from typing import Any
+
+from runtime.sheets.base import Grid
 
 EPOCH = dt.datetime(1899, 12, 30)
 SECONDS_PER_DAY = 86_400
@@ -82,39 +87,67 @@ def to_api_value(value: Any) -> Any:
     return str(value)
 
 
-def from_api_cell(cell: dict[str, Any]) -> Any:
-    """Return the Python value of one ``CellData`` of a grid-data read."""
-    entered = cell.get("userEnteredValue") or {}
-    if "formulaValue" in entered:
-        return entered["formulaValue"]
-    effective = cell.get("effectiveValue")
-    if effective is None:
-        effective = entered
-    if "stringValue" in effective:
-        return effective["stringValue"]
-    if "boolValue" in effective:
-        return effective["boolValue"]
-    if "numberValue" in effective:
-        number = effective["numberValue"]
-        kind = ((cell.get("userEnteredFormat") or {}).get("numberFormat") or {}).get(
-            "type")
-        return _from_serial(number, kind)
-    if "errorValue" in effective:
-        return effective["errorValue"].get("message") or "#ERROR!"
-    return None
+def grid_from_values(values: list[list[Any]]) -> Grid:
+    """Return the grid of a ``ValueRange``'s ``values``: rows padded to one width.
+
+    The API leaves out trailing empty cells of each row and trailing empty rows,
+    and sends ``""`` for an empty cell before a value. Empty cells become ``None``.
+    """
+    rows = [[None if value == "" else value for value in row] for row in values]
+    while rows and all(value is None for value in rows[-1]):
+        rows.pop()
+    width = max((len(row) for row in rows), default=0)
+    for row in rows:
+        row.extend([None] * (width - len(row)))
+    return Grid(rows)
 
 
-def _from_serial(number: float | int, kind: str | None) -> Any:
-    if kind == "DATE":
-        return (EPOCH + dt.timedelta(days=math.floor(number))).date()
-    if kind == "DATE_TIME":
-        moment = EPOCH + dt.timedelta(days=number)
-        return moment.replace(microsecond=round(moment.microsecond, -3) % 1_000_000)
-    if kind == "TIME":
-        return dt.timedelta(seconds=round(number * SECONDS_PER_DAY, 3))
-    if isinstance(number, float) and number.is_integer() and abs(number) < 2**53:
-        return int(number)
-    return number
+_ECHOED_RANGE = re.compile(r"(?:'((?:[^']|'')*)'|([^!]*))!([A-Z]+)1(?::([A-Z]+)([0-9]+))?")
+
+
+def parse_tab_range(text: str) -> tuple[str, int, int] | None:
+    """Return (title, rows, columns) of the range a whole-tab values read echoes.
+
+    Reading a tab by its title alone echoes the tab's whole grid, such as
+    ``'My tab'!A1:Z1000`` for 1000 rows of 26 columns, or ``Tab!A1`` for one
+    cell. Returns ``None`` for any other text.
+    """
+    match = _ECHOED_RANGE.fullmatch(text)
+    if match is None or match.group(3) != "A":
+        return None
+    title = match.group(1).replace("''", "'") if match.group(1) is not None else (
+        match.group(2))
+    if match.group(4) is None:
+        return title, 1, 1
+    return title, int(match.group(5)), column_index(match.group(4)) + 1
+
+
+_ANCHOR = re.compile(r"(.*!)([A-Z]+)([0-9]+)")
+
+
+def block_range(anchor: str, values: list[list[Any]]) -> str:
+    """Return the A1 range that ``values`` cover when written from cell ``anchor``.
+
+    ``anchor`` is a one-cell range such as ``Data!B7``, as the value ranges of
+    a write name them.
+    """
+    match = _ANCHOR.fullmatch(anchor)
+    if match is None:
+        raise ValueError(f"range {anchor!r} is not one cell such as 'Data!B7'")
+    row = int(match.group(3)) - 1
+    column = column_index(match.group(2))
+    width = max((len(row_values) for row_values in values), default=1)
+    last = f"{column_letters(column + max(width, 1) - 1)}{row + max(len(values), 1)}"
+    first = f"{match.group(2)}{match.group(3)}"
+    return match.group(1) + first + ("" if first == last else f":{last}")
+
+
+def column_index(letters: str) -> int:
+    """Return the 0-based index of column letters (A -> 0, AA -> 26)."""
+    index = 0
+    for letter in letters:
+        index = index * 26 + ord(letter) - 64
+    return index - 1
 
 
 def runs(indexes: Iterable[int]) -> Iterator[tuple[int, int]]:

@@ -32,6 +32,8 @@ BURST = 10
 REQUEST_TIMEOUT = (10.0, 120.0)
 
 _BUCKETS = BucketRegistry()
+# POST methods that only read: they are retried like reads and cost no write token.
+READ_ONLY_POSTS = (":batchGetByDataFilter", ":getByDataFilter")
 
 AmbiguityCheck = Callable[[Exception], bool]
 
@@ -47,7 +49,7 @@ class SyncplanHTTPClient(HTTPClient):
                 data: Any = None, json: Any = None, files: Any = None,
                 headers: Any = None) -> Any:
         verb = method.upper()
-        reading = verb == "GET"
+        reading = verb == "GET" or endpoint.split("?")[0].endswith(READ_ONLY_POSTS)
         response = send(
             self.session, verb, endpoint, policy=self.policy,
             bucket=None if reading else self.bucket, idempotent=reading,
