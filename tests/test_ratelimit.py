@@ -1,18 +1,21 @@
-"""Tests of the token bucket and the bucket registry, on a fake clock."""
+"""Tests of the token bucket, the bucket registry and the Sheets write bucket, on a fake clock."""
 
 from __future__ import annotations
 
+import bisect
 import re
 import threading
 
 import pytest
 
+from compiler.plan.models import RateLimit, SystemPlan
 from runtime.http.ratelimit import (
     DEFAULT_PER_SECONDS,
     DEFAULT_RATE,
     BucketRegistry,
     TokenBucket,
 )
+from sheets_addon.google.session import write_bucket
 
 
 class FakeClock:
@@ -217,3 +220,71 @@ def test_registry_rejects_empty_key():
 
     with pytest.raises(ValueError, match=r"non-empty string, got ''"):
         registry.get("")
+
+
+# --- The Google Sheets write bucket ---------------------------------------------
+
+
+def sheets_system(rate_limit: RateLimit | None = None) -> SystemPlan:
+    return SystemPlan(id="report", kind="sheets", rate_limit=rate_limit)
+
+
+def write_times(bucket: TokenBucket, clock: FakeClock, count: int) -> list[float]:
+    """Return the clock time at which each of ``count`` writes may go."""
+    times = []
+    for _ in range(count):
+        bucket.acquire()
+        times.append(clock.now)
+    return times
+
+
+def busiest_window(times: list[float], seconds: float) -> int:
+    """Return the most writes in any window of ``seconds`` that starts at a write."""
+    return max(bisect.bisect_left(times, start + seconds) - index
+               for index, start in enumerate(times))
+
+
+def test_sheets_bucket_default_sixty_per_minute():
+    clock = FakeClock()
+    registry = BucketRegistry(clock=clock, sleep=clock.sleep)
+    bucket = write_bucket(sheets_system(), "sheet-a", registry)
+
+    times = write_times(bucket, clock, 300)
+
+    assert (bucket.capacity, bucket.rate, bucket.per_seconds) == (10, 50.0, 60.0)
+    assert times[:10] == [0.0] * 10
+    assert sum(1 for moment in times if moment < 60.0) == 59
+    assert busiest_window(times, 60.0) <= 60
+    assert times[10] == pytest.approx(1.2)
+    assert times[-1] == pytest.approx(290 * 1.2)
+
+
+def test_sheets_bucket_shared_per_spreadsheet():
+    clock = FakeClock()
+    registry = BucketRegistry(clock=clock, sleep=clock.sleep)
+    first = write_bucket(sheets_system(), "sheet-a", registry)
+    second = write_bucket(sheets_system(), "sheet-a", registry)
+    other = write_bucket(sheets_system(), "sheet-b", registry)
+
+    times = write_times(first, clock, 30) + write_times(second, clock, 40)
+
+    assert first is second
+    assert other is not first
+    assert busiest_window(times, 60.0) <= 60
+
+
+@pytest.mark.parametrize(
+    ("requests", "per_seconds", "capacity", "refill"),
+    [(120, 60.0, 10, 110.0), (12, 60.0, 2, 10.0), (5, 60.0, 1, 4.0), (1, 10.0, 1, 1.0),
+     (1000, 1.0, 10, 990.0)],
+)
+def test_sheets_bucket_custom_limit_holds(requests, per_seconds, capacity, refill):
+    clock = FakeClock()
+    registry = BucketRegistry(clock=clock, sleep=clock.sleep)
+    limit = RateLimit(requests=requests, per_seconds=per_seconds)
+    bucket = write_bucket(sheets_system(limit), "sheet-a", registry)
+
+    times = write_times(bucket, clock, 3 * requests + 5)
+
+    assert (bucket.capacity, bucket.rate) == (capacity, refill)
+    assert busiest_window(times, per_seconds) <= requests

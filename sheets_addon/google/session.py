@@ -4,9 +4,10 @@ gspread's ``BackOffHTTPClient`` retries silently, without a deadline, and would
 resend a write that timed out after it applied. Here every request goes through
 ``runtime.http.send`` instead: 429 and 5xx answers are retried with full-jitter
 back-off under a deadline, ``Retry-After`` is honored, each retry is logged, and
-writes draw from a token bucket per spreadsheet (60 a minute unless the system's
-``rate_limit`` says otherwise). A write that may have applied is resent only
-after the backend has read the cells back and found them unchanged.
+writes draw from a token bucket per spreadsheet (``write_bucket``: at most 60 in
+any minute unless the system's ``rate_limit`` says otherwise). A write that may
+have applied is resent only after the backend has read the cells back and found
+them unchanged.
 """
 
 from __future__ import annotations
@@ -24,9 +25,11 @@ from runtime.http import BucketRegistry, RetryPolicy, TokenBucket, send
 
 logger = logging.getLogger(__name__)
 
+# Google's default write quota: 60 write requests per minute per user per
+# project, refilled every minute (developers.google.com/workspace/sheets/api/limits).
 DEFAULT_WRITES = 60
 DEFAULT_PER_SECONDS = 60.0
-# A burst of this many writes may go at once before the bucket paces them; a
+# At most this many writes go at once before the bucket paces them, because a
 # bucket of capacity one would add a second to every write of a small sync.
 BURST = 10
 REQUEST_TIMEOUT = (10.0, 120.0)
@@ -88,16 +91,30 @@ def build_client(system: SystemPlan, spreadsheet_id: str, *,
     http = client.http_client
     assert isinstance(http, SyncplanHTTPClient)
     http.policy = retry_policy(system)
-    rate, per = DEFAULT_WRITES, DEFAULT_PER_SECONDS
-    if system.rate_limit is not None:
-        rate, per = system.rate_limit.requests, system.rate_limit.per_seconds
-    http.bucket = _BUCKETS.get(f"sheets:{spreadsheet_id}", rate, per,
-                               capacity=min(BURST, rate))
+    http.bucket = write_bucket(system, spreadsheet_id)
 
     def set_check(check: AmbiguityCheck | None) -> None:
         http.ambiguity_check = check
 
     return client, set_check
+
+
+def write_bucket(system: SystemPlan, spreadsheet_id: str,
+                 registry: BucketRegistry = _BUCKETS) -> TokenBucket:
+    """Return the write bucket of a spreadsheet, shared by every client of it.
+
+    A token bucket of capacity C refilled at r per P seconds allows C + r
+    writes in a window of P seconds. The quota R must hold in every window of P
+    seconds, burst included. So C is at most a sixth of R (10 of 60) and r is
+    R - C: the burst goes at once, then the bucket paces the rest. A window's
+    last token comes one write early, which leaves a margin for network delay.
+    """
+    rate, per = DEFAULT_WRITES, DEFAULT_PER_SECONDS
+    if system.rate_limit is not None:
+        rate, per = system.rate_limit.requests, system.rate_limit.per_seconds
+    capacity = max(1, min(BURST, int(rate) // 6))
+    refill = rate - capacity if rate - capacity >= 1 else rate
+    return registry.get(f"sheets:{spreadsheet_id}", refill, per, capacity=capacity)
 
 
 def _emulator_session(address: str) -> Any:
