@@ -770,9 +770,6 @@ def test_reads_and_writes_share_budget(tmp_path: Path, apis: FakeApis) -> None:
     assert len(registry) == 1
 
 
-@pytest.mark.xfail(strict=True, reason="the http source keeps a registry of its own"
-                   " until runtime/sources/http/reader.py takes"
-                   " BucketRegistry.shared()")
 def test_source_uses_shared_registry() -> None:
     assert reader._BUCKETS is BucketRegistry.shared()
 

@@ -52,8 +52,10 @@ Options read from ``context.options``:
 ``http_session``, ``http_retry_policy``, ``http_sleep``, ``http_clock``,
 ``http_buckets``
     A ``requests.Session`` to send with (one is made and closed otherwise),
-    the ``RetryPolicy`` (default ``RetryPolicy()``), the sleep function of
-    back-off, the monotonic clock of token expiry, and a ``BucketRegistry``.
+    the ``RetryPolicy`` (the runner passes the flow's ``on_error.retry``;
+    ``RetryPolicy()`` when absent), the sleep function of back-off, the
+    monotonic clock of token expiry, and a ``BucketRegistry`` (the process's
+    shared one when absent).
 
 Options written:
 
@@ -62,6 +64,9 @@ Options written:
     seen if it is above the stored cursor. The runner stores it only after
     every destination committed. A stream that stopped early leaves it unset,
     so records beyond the stop are read again next time.
+``context.incomplete``
+    Appended with the reason when a stream stopped early, so that the runner
+    deletes nothing for this run (mirror) and keeps the stored records.
 ``warnings``
     A list, appended with ``"source changed shape: ..."`` when a response is
     not what the stream expects, and with a message when a stream stopped

@@ -63,7 +63,7 @@ logger = logging.getLogger(__name__)
 # How much of a response body an error record keeps as its raw value.
 MAX_RAW_TEXT = 500
 _TITLE = re.compile(rb"<title[^>]*>(.*?)</title>", re.IGNORECASE | re.DOTALL)
-_BUCKETS = BucketRegistry()
+_BUCKETS = BucketRegistry.shared()
 
 
 class _BodyProblem(Exception):
