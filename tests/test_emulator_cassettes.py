@@ -51,9 +51,23 @@ def summary() -> ReplaySummary:
 
 
 def test_cassettes_replay_counts(summary: ReplaySummary) -> None:
+    assert len(list(CASSETTES.glob("*.json"))) == 103
     assert summary.total == 1684
     assert summary.supported + len([r for r in summary.results if not r.supported]) == summary.total
     assert summary.matching >= MIN_MATCHING, summary.format()
+
+
+def test_cassettes_reason_counts_pinned(summary: ReplaySummary) -> None:
+    # A new mismatch, or one that moves to another reason, fails this test.
+    assert dict(summary.reasons(supported=True)) == {
+        "state depends on skipped request addProtectedRange": 3,
+        "state depends on skipped request autoResizeDimensions": 2,
+    }
+    assert dict(summary.reasons(supported=False)) == {
+        "unsupported request addProtectedRange": 3,
+        "unsupported request autoResizeDimensions": 2,
+        "unsupported request deleteProtectedRange": 1,
+    }
 
 
 def test_cassettes_mismatches_have_allowed_reasons(summary: ReplaySummary) -> None:
@@ -116,6 +130,54 @@ def _write_cassette(path: Path, recorded_value: str) -> None:
         },
     }
     path.write_text(json.dumps({"version": 1, "interactions": [create, update, read]}), encoding="utf-8")
+
+
+def _protect_then_read(path: Path, recorded_read: dict) -> None:
+    """Write a cassette that adds a protected range (skipped), then reads ``recorded_read``."""
+    _write_cassette(path, "kept")
+    cassette = json.loads(path.read_text(encoding="utf-8"))
+    create, update, read = cassette["interactions"]
+    spreadsheet_id = "1" + "r" * 43
+    protect = {
+        "request": {
+            "method": "POST",
+            "uri": f"https://sheets.googleapis.com/v4/spreadsheets/{spreadsheet_id}:batchUpdate",
+            "body": json.dumps({"requests": [{"addProtectedRange": {"protectedRange": {
+                "range": {"sheetId": 0, "startRowIndex": 0, "endRowIndex": 1}}}}]}),
+        },
+        "response": {"status": {"code": 200}, "body": {"string": json.dumps({
+            "spreadsheetId": spreadsheet_id, "replies": [{}]})}},
+    }
+    read["request"]["uri"] = recorded_read["uri"].format(id=spreadsheet_id)
+    read["response"]["body"]["string"] = json.dumps(recorded_read["body"])
+    path.write_text(json.dumps({"interactions": [create, update, protect, read]}), encoding="utf-8")
+
+
+def test_replay_skipped_request_explains_its_footprint(tmp_path: Path) -> None:
+    _protect_then_read(tmp_path / "protected.json", {
+        "uri": "https://sheets.googleapis.com/v4/spreadsheets/{id}?fields=sheets.protectedRanges",
+        "body": {"sheets": [{"protectedRanges": [{"protectedRangeId": 7}]}]},
+    })
+
+    results = replay_directory(tmp_path).results
+
+    assert [r.reason for r in results] == [
+        None, None, "unsupported request addProtectedRange",
+        "state depends on skipped request addProtectedRange"]
+
+
+def test_replay_skipped_request_hides_no_other_mismatch(tmp_path: Path) -> None:
+    _protect_then_read(tmp_path / "protected.json", {
+        "uri": "https://sheets.googleapis.com/v4/spreadsheets/{id}/values/%27Sheet1%27%21A1",
+        "body": {"range": "Sheet1!A1", "majorDimension": "ROWS", "values": [["changed"]]},
+    })
+
+    results = replay_directory(tmp_path).results
+
+    assert results[2].reason == "unsupported request addProtectedRange"
+    assert not results[3].matched
+    assert results[3].reason == "unexplained"
+    assert results[3].differences == ['$.values[0][0]: recorded "changed" != emulator "kept"']
 
 
 def test_replay_detects_changed_recording(tmp_path: Path) -> None:

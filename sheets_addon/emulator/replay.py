@@ -16,8 +16,11 @@ Normalization before comparing:
 * timestamps: Drive's ``createdTime`` and ``modifiedTime`` are ignored.
 
 An interaction whose endpoint or batchUpdate request kind the emulator lacks
-is not sent.  It is reported as unsupported, and later mismatches in the same
-spreadsheet are attributed to it.  Any other mismatch is ``"unexplained"``.
+is not sent.  It is reported as unsupported.  A later mismatch in the same
+spreadsheet is attributed to a skipped request kind only when every difference
+lies in the part of the state that kind changes (``SKIPPED_FOOTPRINTS``), such as
+``protectedRanges`` for ``addProtectedRange``.  Any other mismatch is
+``"unexplained"``, so a skipped request cannot hide an emulator bug.
 
 Run ``python -m sheets_addon.emulator.replay DIR`` for a summary.
 """
@@ -26,6 +29,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import sys
 from collections import Counter
 from dataclasses import dataclass, field
@@ -43,6 +47,16 @@ logger = logging.getLogger(__name__)
 ID_KEYS = ("sheetId", "namedRangeId", "protectedRangeId")
 TIMESTAMP_KEYS = ("createdTime", "modifiedTime")
 UNSUPPORTED_ROUTE_KINDS = ("unknown", "drive.other", "spreadsheets.sheets.copyTo")
+UNSUPPORTED_REQUEST = "unsupported request "
+# The JSON paths of a response that each skipped request kind can change.
+_PROTECTED_RANGES = re.compile(r"\$\.sheets\[[0-9]+\]\.protectedRanges(\[.*)?")
+SKIPPED_FOOTPRINTS = {
+    "addProtectedRange": _PROTECTED_RANGES,
+    "deleteProtectedRange": _PROTECTED_RANGES,
+    "autoResizeDimensions": re.compile(
+        r"\$\.sheets\[[0-9]+\]\.data\[[0-9]+\]\.(columnMetadata|rowMetadata)"
+        r"\[[0-9]+\]\.pixelSize"),
+}
 
 
 @dataclass
@@ -134,7 +148,8 @@ class CassetteReplayer:
         cassette = json.loads(path.read_text(encoding="utf-8"))
         spreadsheet_ids = _IdMap()
         object_ids = _IdMap()
-        tainted: dict[str, str] = {}
+        # The request kinds skipped so far, by recorded spreadsheet id.
+        tainted: dict[str, list[str]] = {}
         results = []
         for index, interaction in enumerate(cassette.get("interactions", [])):
             result = self._replay_one(path.name, index, interaction, spreadsheet_ids, object_ids, tainted)
@@ -148,7 +163,7 @@ class CassetteReplayer:
         interaction: dict[str, Any],
         spreadsheet_ids: _IdMap,
         object_ids: _IdMap,
-        tainted: dict[str, str],
+        tainted: dict[str, list[str]],
     ) -> InteractionResult:
         request, response = interaction["request"], interaction["response"]
         method = request["method"].upper()
@@ -167,8 +182,9 @@ class CassetteReplayer:
         )
         if unsupported_reason is not None:
             result.reason = unsupported_reason
-            if spreadsheet_key:
-                tainted.setdefault(spreadsheet_key, unsupported_reason)
+            if spreadsheet_key and unsupported_reason.startswith(UNSUPPORTED_REQUEST):
+                kinds = unsupported_reason.removeprefix(UNSUPPORTED_REQUEST).split(", ")
+                tainted.setdefault(spreadsheet_key, []).extend(kinds)
             return result
 
         reply = self._send(method, uri, body)
@@ -177,12 +193,13 @@ class CassetteReplayer:
         emulated_text = self._learn_ids(kind, recorded_json, reply.text, spreadsheet_ids, object_ids)
 
         emulated_json = _normalize(_parse(emulated_text), object_ids.backward)
-        result.differences = _differences(_normalize(recorded_json, {}), emulated_json)
+        differences = _differences(_normalize(recorded_json, {}), emulated_json)
         if result.recorded_status != reply.status_code:
-            result.differences.insert(0, f"status {result.recorded_status} != {reply.status_code}")
-        result.matched = not result.differences
+            differences.insert(0, f"status {result.recorded_status} != {reply.status_code}")
+        result.differences = differences[:MAX_DIFFERENCES_SHOWN]
+        result.matched = not differences
         if not result.matched:
-            result.reason = explain_mismatch(tainted.get(spreadsheet_key or ""))
+            result.reason = explain_mismatch(tainted.get(spreadsheet_key or "", []), differences)
         return result
 
     def _send(self, method: str, uri: str, body: str | None) -> Any:
@@ -224,14 +241,20 @@ def classify(method: str, uri: str, body: str | None) -> tuple[str, str | None]:
     return route.kind, None
 
 
-def explain_mismatch(tainted_by: str | None) -> str:
+def explain_mismatch(skipped: list[str], differences: list[str]) -> str:
     """Name the reason an interaction differs from its recording.
 
-    The only known cause is an earlier request the emulator skipped for the
-    same spreadsheet; anything else is ``"unexplained"`` and is a bug to fix.
+    The only known cause is an earlier request of kind in ``skipped`` that the
+    emulator did not apply to the same spreadsheet, and only when every
+    difference lies in the footprint of that one kind. Anything else is
+    ``"unexplained"`` and is a bug to fix.
     """
-    if tainted_by is not None:
-        return f"state depends on skipped {tainted_by.removeprefix('unsupported ')}"
+    # Each difference starts with its JSON path, such as "$.sheets[0].merges: ...".
+    paths = [difference.split(" ", 1)[0].rstrip(":") for difference in differences]
+    for kind in dict.fromkeys(skipped):
+        footprint = SKIPPED_FOOTPRINTS.get(kind)
+        if footprint is not None and all(footprint.fullmatch(path) for path in paths):
+            return f"state depends on skipped request {kind}"
     return "unexplained"
 
 
@@ -324,11 +347,14 @@ def _normalize(data: Any, backward: dict[Any, Any]) -> Any:
     return data
 
 
+MAX_DIFFERENCES_SHOWN = 20
+
+
 def _differences(recorded: Any, emulated: Any, path: str = "$") -> list[str]:
-    """List the JSON paths where two documents differ (at most 20)."""
+    """List every JSON path where two documents differ."""
     found: list[str] = []
     _diff(recorded, emulated, path, found)
-    return found[:20]
+    return found
 
 
 def _diff(recorded: Any, emulated: Any, path: str, found: list[str]) -> None:
