@@ -69,7 +69,10 @@ class LoadedFile:
 
 
 def escape_pointer_token(token: str | int) -> str:
-    return str(token).replace("~", "~0").replace("/", "~1")
+    text = token if isinstance(token, str) else str(token)
+    if "~" not in text and "/" not in text:  # almost every name; skips two copies
+        return text
+    return text.replace("~", "~0").replace("/", "~1")
 
 
 def join_pointer(pointer: str, token: str | int) -> str:
@@ -232,10 +235,12 @@ _TAGGED = {
 
 
 class _Frame:
-    __slots__ = ("container", "pointer", "pending_key", "key_mark", "keys")
+    __slots__ = ("container", "is_mapping", "pointer", "pending_key", "key_mark",
+                 "keys")
 
     def __init__(self, container: Any, pointer: str) -> None:
         self.container = container
+        self.is_mapping = isinstance(container, dict)
         self.pointer = pointer
         self.pending_key: Any = _NO_KEY
         self.key_mark: tuple[int, int] | None = None
@@ -321,38 +326,17 @@ class _YamlBuilder:
         return event.start_mark.line + 1, event.start_mark.column + 1
 
     def _handle(self, event: Any) -> None:
-        if isinstance(event, yaml.DocumentStartEvent):
-            self.documents += 1
-            if self.documents > 1:
-                line, column = self._position(event)
-                _error(self.loaded, "E012", "the file holds more than one YAML"
-                       " document", line, column,
-                       "keep one document per file; split the others into their own"
-                       " files and include them")
-                raise _StopBuilding
-        elif isinstance(event, yaml.ScalarEvent):
-            if self._expects_key():
+        # Ordered by how often each event occurs: scalars, then collections.
+        if isinstance(event, yaml.ScalarEvent):
+            frame = self.stack[-1] if self.stack else None
+            if (frame is not None and frame.is_mapping
+                    and frame.pending_key is _NO_KEY):
                 # A key is a name: 'true:', '12:' and '~:' mean the text written,
                 # as they would in JSON, not a boolean, number or null.
                 self._check_scalar_tag(event)
                 self._add(event.value, event)
             else:
                 self._add(self._scalar(event), event)
-        elif isinstance(event, yaml.AliasEvent):
-            if event.anchor not in self.anchors:
-                line, column = self._position(event)
-                _error(self.loaded, "E003", f"unknown anchor {event.anchor!r}", line,
-                       column, "define the anchor with '&name' before using '*name'")
-                raise _StopBuilding
-            value = self.anchors[event.anchor]
-            if any(frame.container is value for frame in self.stack):
-                line, column = self._position(event)
-                _error(self.loaded, "E013", f"the alias *{event.anchor} refers to a"
-                       " value that contains it", line, column,
-                       "remove the alias; a spec value cannot contain itself")
-                raise _StopBuilding
-            self._count_alias(value, event)
-            self._add(value, event, alias=True)
         elif isinstance(event, (yaml.MappingStartEvent, yaml.SequenceStartEvent)):
             is_mapping = isinstance(event, yaml.MappingStartEvent)
             self._check_collection_tag(event, _MAP_TAG if is_mapping else _SEQ_TAG)
@@ -368,6 +352,30 @@ class _YamlBuilder:
             self.stack.append(_Frame(container, pointer))
         elif isinstance(event, (yaml.MappingEndEvent, yaml.SequenceEndEvent)):
             self.stack.pop()
+        elif isinstance(event, yaml.AliasEvent):
+            if event.anchor not in self.anchors:
+                line, column = self._position(event)
+                _error(self.loaded, "E003", f"unknown anchor {event.anchor!r}", line,
+                       column, "define the anchor with '&name' before using '*name'")
+                raise _StopBuilding
+            value = self.anchors[event.anchor]
+            if any(frame.container is value for frame in self.stack):
+                line, column = self._position(event)
+                _error(self.loaded, "E013", f"the alias *{event.anchor} refers to a"
+                       " value that contains it", line, column,
+                       "remove the alias; a spec value cannot contain itself")
+                raise _StopBuilding
+            self._count_alias(value, event)
+            self._add(value, event, alias=True)
+        elif isinstance(event, yaml.DocumentStartEvent):
+            self.documents += 1
+            if self.documents > 1:
+                line, column = self._position(event)
+                _error(self.loaded, "E012", "the file holds more than one YAML"
+                       " document", line, column,
+                       "keep one document per file; split the others into their own"
+                       " files and include them")
+                raise _StopBuilding
 
     def _check_collection_tag(self, event: Any, plain_tag: str) -> None:
         if event.tag in (None, "!", plain_tag):
@@ -376,12 +384,6 @@ class _YamlBuilder:
         _error(self.loaded, "E013", f"the YAML tag {event.tag!r} is not supported",
                line, column, "remove the tag; specs use plain mappings and lists")
         raise _StopBuilding
-
-    def _expects_key(self) -> bool:
-        if not self.stack:
-            return False
-        frame = self.stack[-1]
-        return isinstance(frame.container, dict) and frame.pending_key is _NO_KEY
 
     def _count_alias(self, value: Any, event: Any) -> None:
         """Count the nodes an alias repeats, so an alias bomb hits ``MAX_NODES``."""
@@ -462,7 +464,7 @@ class _YamlBuilder:
             self.loaded.positions[""] = position
             return ""
         frame = self.stack[-1]
-        if isinstance(frame.container, list):
+        if not frame.is_mapping:
             pointer = join_pointer(frame.pointer, len(frame.container))
             frame.container.append(value)
             self.loaded.positions[pointer] = position

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import gc
 import json
 import logging
 import shutil
@@ -169,6 +170,29 @@ def test_example_sheet_reference_kept(monkeypatch: pytest.MonkeyPatch) -> None:
     text = compiled_text(EXAMPLE)
     assert "a-real-spreadsheet-id" not in text
     assert "${env:REPORT_SHEET:-out/agency-report.xlsx}" in text
+
+
+def test_compile_restores_collector_state(monkeypatch: pytest.MonkeyPatch) -> None:
+    import compiler.api
+
+    seen = []
+    real_load = compiler.api.load_project
+
+    def load(path: Path) -> Any:
+        seen.append(gc.isenabled())
+        return real_load(path)
+
+    monkeypatch.setattr(compiler.api, "load_project", load)
+    assert gc.isenabled()
+    compile_project(EXAMPLE)
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        compile_project(EXAMPLE)
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
+    assert seen == [False, False]
 
 
 # --- diagnostics -----------------------------------------------------------------
