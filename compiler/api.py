@@ -43,8 +43,9 @@ def _collector_paused() -> Iterator[None]:
     lists and models on the 1,000-flow project of benchmarks/pipeline.py. They
     form few reference cycles, so the collector's passes over them free almost
     nothing, yet took about 0.14 s of 0.45 s of CPU time there (measured on 2
-    cores, Python 3.11). Memory freed by reference counting is unaffected. The switch is process-wide: a thread that runs
-    meanwhile also runs without the collector until the compile ends.
+    cores, Python 3.11). Memory freed by reference counting is unaffected.
+    The switch is process-wide: a thread that runs meanwhile also runs
+    without the collector until the compile ends.
     """
     was_enabled = gc.isenabled()
     gc.disable()

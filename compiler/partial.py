@@ -48,7 +48,7 @@ class Dropped:
         return section in self.unknown_sections or name in self.items[section]
 
     def may_define_field(self, entity: str, name: str) -> bool:
-        """Tell whether entity ``entity`` may have field ``name`` although it is absent."""
+        """Tell whether ``entity`` may have the field ``name`` although it is absent."""
         return (self.may_define("entities", entity)
                 or name in self.fields.get(entity, ()))
 
@@ -137,7 +137,7 @@ class FlowOutlines:
                                    for outline in self.outlines)
 
     def may_write(self, system: str, entity: str | None = None) -> bool:
-        """Tell whether such a flow may write ``system`` (with a field of ``entity``)."""
+        """Tell whether such a flow may write ``system`` (a field of ``entity``)."""
         if self.unknown:
             return True
         return any((entity is None or outline.entity in (None, entity))

@@ -54,7 +54,8 @@ def test_runtime_never_imports_sheets_addon() -> None:
 def loaded_modules(statement: str) -> set[str]:
     """Return the ``compiler`` modules that ``statement`` loads in a fresh process."""
     script = (f"import sys\n{statement}\n"
-              "print('\\n'.join(m for m in sys.modules if m.split('.')[0] == 'compiler'))")
+              "print('\\n'.join(name for name in sys.modules"
+              " if name.split('.')[0] == 'compiler'))")
     completed = subprocess.run([sys.executable, "-c", script], capture_output=True,
                                text=True, cwd=ROOT, timeout=60, check=True)
     return set(completed.stdout.split())
