@@ -13,6 +13,7 @@ import datetime as dt
 import functools
 import logging
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -22,7 +23,7 @@ from typing import Any
 
 import pytest
 
-from compiler.plan.models import ColumnPlan, SystemPlan
+from compiler.plan.models import ColumnPlan, RateLimit, SystemPlan
 from runtime.http import retry as retry_module
 from runtime.sheets.engine import TabSync, plan_tab_sync
 from sheets_addon.emulator import Fault, SheetsEmulator
@@ -229,8 +230,8 @@ def test_faults_503_after_row_deletion_applied(target: Target,
     counts = target.emulator.counts_by_kind()
     assert counts["spreadsheets.batchUpdate"] == 1
     assert counts["values.batchUpdate"] == 1
-    # The sync reads the values and the sheet id; after the 503 one read of the
-    # properties and one of the values tell that the rows are gone; the test
+    # The sync reads the values and the sheet id. After the 503, one read of the
+    # properties and one of the values tell that the rows are gone. The test
     # reads the values last.
     assert counts["spreadsheets.get"] == 1 + 1
     assert counts["values.get"] == 1 + 1 + 1
@@ -267,7 +268,7 @@ def test_faults_503_after_values_applied(target: Target) -> None:
     assert counts["values.batchGetByDataFilter"] == 1
 
 
-def test_faults_503_after_many_ranges_reads_back_by_post(target: Target) -> None:
+def test_faults_503_many_ranges_read_by_post(target: Target) -> None:
     records = [record(key) for key in range(1, 2001)]
     first = target.sync(records)
     target.emulator.reset_log()
@@ -370,3 +371,234 @@ def test_faults_cli_run_gives_up_without_traceback(tmp_path: Path,
     assert "failed after 5 attempt(s)" in completed.stderr
     assert "HTTP 429" in completed.stderr
     assert emulator.spreadsheet(spreadsheet).sheets[0].cells == {}
+
+
+# --- Whole runs: the data tab and the Errors tab afterwards ---------------------------
+#
+# These run the flow the way ``syncplan run`` does (PlanRunner, in this process),
+# so each ends with the exact data tab, the exact Errors rows and the Runs rows.
+
+RUN_SPEC = """\
+version: 1
+project: faults
+systems:
+  src: {kind: csv, path: people.csv}
+  report:
+    kind: sheets
+    spreadsheet: "${env:REPORT_SHEET}"
+    rate_limit: {requests: 1000, per: second}
+entities:
+  person:
+    key: id
+    fields:
+      id: {type: integer, owner: src}
+      name: {type: string, owner: src}
+      day: {type: date, owner: src}
+flows:
+  people:
+    source: {system: src}
+    map: {entity: person, fields: {id: id, name: name, day: day}}
+    destinations:
+      - system: report
+        object: Data
+        mode: mirror
+        key: id
+        columns: {id: ID, name: Name, day: Day}
+"""
+ERRORS_HEADER = ["Error ID", "Flow", "First run", "Time", "Record key", "Field", "Code",
+                 "Message", "Raw value", "Retry", "Where"]
+
+
+class Project:
+    """A one-flow project writing the emulated spreadsheet, run in this process."""
+
+    def __init__(self, root: Path, emulator: SheetsEmulator, spreadsheet: str,
+                 monkeypatch: pytest.MonkeyPatch) -> None:
+        self.root = root
+        self.emulator = emulator
+        self.spreadsheet_id = spreadsheet
+        self.run_ids: set[str] = set()
+        (root / "syncplan.yaml").write_text(RUN_SPEC, encoding="utf-8")
+        monkeypatch.setenv("REPORT_SHEET", spreadsheet)
+        monkeypatch.setenv("SYNCPLAN_SHEETS_EMULATOR", f"127.0.0.1:{emulator.port}")
+        fast = dataclasses.replace(session_module.retry_policy(
+            SystemPlan(id="report", kind="sheets")), base_seconds=0.001,
+            max_seconds=0.01, user_quota_min_seconds=0.001,
+            project_quota_min_seconds=0.001)
+        monkeypatch.setattr(session_module, "retry_policy", lambda system: fast)
+
+    def write_source(self, rows: Sequence[tuple[Any, str, str]]) -> None:
+        lines = ["id,name,day", *(f"{key},{name},{day}" for key, name, day in rows)]
+        (self.root / "people.csv").write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+    def run(self) -> Any:
+        """Run the flow once and return its ``FlowResult``."""
+        from compiler import compile_project
+        from runtime.runner import PlanRunner
+        from runtime.state import StateStore
+
+        compiled = compile_project(self.root)
+        assert compiled.plan is not None, [d.to_text() for d in compiled.diagnostics]
+        state = StateStore(self.root / ".syncplan" / "state.db")
+        try:
+            (result,) = PlanRunner(compiled.plan, self.root, state).run()
+        finally:
+            state.close()
+        self.run_ids.add(result.run_id)
+        return result
+
+    def tab(self, title: str) -> list[list[Any]]:
+        """Return a tab as a person sees it, read by a backend of its own."""
+        # The write bucket of a spreadsheet is shared, so the rate limit must be
+        # the run's.
+        system = SystemPlan(id="check", kind="sheets",
+                            rate_limit=RateLimit(requests=1000, per_seconds=1))
+        client, ambiguity = build_client(system, self.spreadsheet_id,
+                                         emulator=f"127.0.0.1:{self.emulator.port}")
+        grid = GoogleSheetsBackend(client, self.spreadsheet_id).read_tab(title)
+        assert grid is not None, f"tab {title!r} missing"
+        return displayed_rows(self.emulator, self.spreadsheet_id, title, grid.rows)
+
+
+def expected_errors(result: Any) -> list[list[Any]]:
+    """Return the Errors tab a run's reported errors must give, header first."""
+    rows = [[row["error_id"], "people", None, None, row["record_key"], row["field"],
+             row["code"], row["message"], row["raw"], False, row["position"]]
+            for row in result.errors]
+    return [ERRORS_HEADER, *sorted(rows)]
+
+
+def errors_tab(project: Project) -> list[list[Any]]:
+    """Return the Errors tab with First run and Time blanked, once checked.
+
+    Both come from the runs themselves: the id of the run that first met the
+    error and the time of the latest run.
+    """
+    header, *rows = project.tab("Errors")
+    for row in rows:
+        assert row[2] in project.run_ids, row
+        assert isinstance(row[3], dt.datetime), row
+    return [header, *sorted([*row[:2], None, None, *row[4:]] for row in rows)]
+
+
+SOURCE = [(1, "Ada", "2024-03-01"), (2, "Bob", "2024-03-02"), (3, "Cy", "not a date"),
+          (4, "Di", "2024-03-04"), (5, "Ed", "2024-03-05"), (6, "Flo", "2024-03-06")]
+
+
+def data_rows(rows: Sequence[tuple[Any, str, str]]) -> list[list[Any]]:
+    return [["ID", "Name", "Day"], *([key, name, dt.date.fromisoformat(day)]
+                                     for key, name, day in rows)]
+
+
+@pytest.fixture()
+def project(tmp_path: Path, emulator: SheetsEmulator,
+            monkeypatch: pytest.MonkeyPatch) -> Iterator[Project]:
+    emulator.clear_faults()
+    made = Project(tmp_path, emulator, emulator.create_spreadsheet("runs"), monkeypatch)
+    made.write_source(SOURCE)
+    first = made.run()
+    assert first.status == "succeeded", first.message
+    emulator.reset_log()
+    yield made
+    emulator.clear_faults()
+
+
+def changed_source() -> list[tuple[Any, str, str]]:
+    rows = [row for row in SOURCE if row[0] != 2]
+    rows[0] = (1, "Ada renamed", "2024-03-01")
+    return [*rows, (7, "Gus", "2024-03-07")]
+
+
+def test_run_half_429_data_and_errors_exact(project: Project,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    quota = project.emulator.inject_quota_exceeded(times=1_000_000)
+    project.emulator.clear_faults()
+    monkeypatch.setattr(project.emulator, "faults", EveryOtherRequest(quota))
+    project.write_source(changed_source())
+
+    result = project.run()
+
+    monkeypatch.undo()
+    statuses = project.emulator.log.counts_by_status()
+    assert result.status == "succeeded", result.message
+    assert (result.created, result.updated, result.deleted) == (1, 1, 1)
+    assert statuses[429] == statuses[200]
+    good = [row for row in changed_source() if row[0] != 3]
+    assert project.tab("Data") == data_rows(good)
+    (error,) = result.errors
+    assert (error["code"], error["record_key"], error["field"]) == (
+        "invalid_date", "3", "day")
+    assert errors_tab(project) == expected_errors(result)
+    runs = project.tab("Runs")
+    assert [row[4] for row in runs[1:]] == ["succeeded", "succeeded"]
+    assert runs[2][0] == result.run_id
+
+
+@pytest.mark.parametrize("path", [VALUES_PATH, STRUCTURE_PATH])
+def test_run_503_after_write_applied_exact(project: Project, path: str) -> None:
+    # The first matching write of the run is the data tab's: a row deletion for
+    # the structure, the changed cells for the values.
+    project.emulator.inject_error_after_apply(503, method="POST", path=path)
+    project.write_source(changed_source())
+
+    result = project.run()
+
+    assert result.status == "succeeded", result.message
+    assert (result.created, result.updated, result.deleted) == (1, 1, 1)
+    good = [row for row in changed_source() if row[0] != 3]
+    assert project.tab("Data") == data_rows(good)
+    assert errors_tab(project) == expected_errors(result)
+    assert [row[0] for row in project.tab("Runs")[1:]][-1] == result.run_id
+    assert len(project.tab("Runs")) == 3
+    statuses = [record.status for record in project.emulator.log.records
+                if record.method == "POST" and re.search(path, record.path)]
+    # Nothing was resent: the write that got the 503 was read back and found done.
+    assert statuses[0] == 503
+    assert 503 not in statuses[1:]
+    assert len([s for s in statuses if s == 503]) == 1
+
+
+def test_run_over_cell_limit_writes_nothing(tmp_path: Path, emulator: SheetsEmulator,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    emulator.clear_faults()
+    spreadsheet = emulator.create_spreadsheet("full", [{"properties": {
+        "title": "Big", "gridProperties": {"rowCount": 399_000, "columnCount": 25}}}])
+    project = Project(tmp_path, emulator, spreadsheet, monkeypatch)
+    project.write_source([(key, f"p{key}", "2024-03-01") for key in range(1, 10_001)])
+
+    result = project.run()
+
+    assert result.status == "succeeded", result.message
+    assert [sheet.title for sheet in emulator.spreadsheet(spreadsheet).sheets] == [
+        "Big", "Errors", "Runs"]
+    (error,) = result.errors
+    assert error["code"] == "limit_exceeded"
+    assert error["position"] == "report/Data"
+    assert error["message"] == (
+        "writing tab 'Data' would take the spreadsheet to 10,005,003 cells, over"
+        " Google Sheets' limit of 10,000,000; nothing was written. Delete unused tabs,"
+        " rows or columns, or write to another spreadsheet")
+    assert errors_tab(project) == expected_errors(result)
+    assert emulator.spreadsheet(spreadsheet).sheet_by_title("Big").cells == {}
+
+
+def test_run_503_after_new_tab_applied_exact(tmp_path: Path, emulator: SheetsEmulator,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    emulator.clear_faults()
+    emulator.reset_log()
+    spreadsheet = emulator.create_spreadsheet("new tabs")
+    project = Project(tmp_path, emulator, spreadsheet, monkeypatch)
+    project.write_source(SOURCE)
+    # Each new tab's addSheet applies, then gets a 503: Data, Errors and Runs.
+    emulator.inject_error_after_apply(503, times=3, method="POST", path=STRUCTURE_PATH)
+
+    result = project.run()
+
+    assert result.status == "succeeded", result.message
+    assert [sheet.title for sheet in emulator.spreadsheet(spreadsheet).sheets] == [
+        "Sheet1", "Data", "Errors", "Runs"]
+    assert project.tab("Data") == data_rows([row for row in SOURCE if row[0] != 3])
+    assert errors_tab(project) == expected_errors(result)
+    assert [row[0] for row in project.tab("Runs")[1:]] == [result.run_id]
+    assert emulator.log.counts_by_status()[503] == 3
+    assert emulator.counts_by_kind()["spreadsheets.batchUpdate"] == 3

@@ -25,11 +25,13 @@ import pytest
 from compiler.plan.models import ColumnPlan, SystemPlan
 from runtime.sheets.base import SheetBackend
 from runtime.sheets.engine import TabSync, plan_tab_sync
+from runtime.pipeline import ErrorRecord
 from runtime.sheets.tabs import (
     ERRORS_TAB,
     RUNS_TAB,
     append_run_row,
     sync_errors_tab,
+    truncate_text,
 )
 from runtime.sheets.xlsx import XlsxBackend
 from sheets_addon.emulator import SheetsEmulator
@@ -255,20 +257,26 @@ def sheet(request: pytest.FixtureRequest, tmp_path: Path) -> XlsxSheet | GoogleS
     return GoogleSheet(request.getfixturevalue("emulator"))
 
 
-def sync(sheet: XlsxSheet | GoogleSheet, records: Sequence[dict[str, Any]], *,
-         mode: str = "upsert", key: Sequence[str] = ("id",),
-         columns: Sequence[ColumnPlan] = COLUMNS,
-         types: dict[str, str] | None = None, tab: str = TAB,
-         owned: Sequence[str] = (), timezone: str = "UTC") -> TabSync:
+def sync(sheet: XlsxSheet | GoogleSheet, records: Sequence[dict[str, Any]],
+         **options: Any) -> TabSync:
     """Read the tab, plan the sync, apply it when it changes anything, commit."""
     backend = sheet.backend()
+    outcome = sync_on(backend, records, **options)
+    sheet.commit(backend)
+    return outcome
+
+
+def sync_on(backend: SheetBackend, records: Sequence[dict[str, Any]], *,
+            mode: str = "upsert", key: Sequence[str] = ("id",),
+            columns: Sequence[ColumnPlan] = COLUMNS,
+            types: dict[str, str] | None = None, tab: str = TAB,
+            owned: Sequence[str] = (), timezone: str = "UTC") -> TabSync:
     grid = backend.read_tab(tab)
     outcome = plan_tab_sync(grid, records, columns, types or TYPES, mode=mode,
                             key=list(key), owned_keys=owned, timezone=timezone,
                             max_cell_chars=backend.max_cell_chars)
     if grid is None or not outcome.changes.is_empty():
         backend.apply(tab, outcome.changes)
-    sheet.commit(backend)
     return outcome
 
 
@@ -282,6 +290,40 @@ def person(key: int, name: str, score: Any = None) -> dict[str, Any]:
 
 def codes(outcome: TabSync) -> list[str]:
     return [problem.code for problem in outcome.errors]
+
+
+FLOW = "people"
+RUN_TIME = dt.datetime(2024, 5, 1, 9, 0, tzinfo=UTC)
+ERRORS_HEADER = ["Error ID", "Flow", "First run", "Time", "Record key", "Field", "Code",
+                 "Message", "Raw value", "Retry", "Where"]
+
+
+def sync_reported(sheet: XlsxSheet | GoogleSheet, records: Sequence[dict[str, Any]],
+                  **options: Any) -> TabSync:
+    """Sync like a run: the data tab, then its problems into the Errors tab, one commit."""
+    backend = sheet.backend()
+    outcome = sync_on(backend, records, **options)
+    rows = [{**_error_record(p.code, p.message, p.key, p.field, p.raw),
+             "first_run": "run-1", "time": RUN_TIME} for p in outcome.errors]
+    sync_errors_tab(backend, FLOW, rows, ())
+    sheet.commit(backend)
+    return outcome
+
+
+def _error_record(code: str, message: str, key: str | None, field: str | None,
+                  raw: str | None) -> dict[str, Any]:
+    # The runner turns each problem into an ErrorRecord the same way.
+    return ErrorRecord(FLOW, code, message, key, field, raw, f"report/{TAB}").as_row()
+
+
+def error_row(code: str, message: str, *, key: str | None = None,
+              field: str | None = None, raw: str | None = None,
+              max_chars: int = 50_000) -> list[Any]:
+    """Return the Errors tab row the runner writes for one problem of ``sync_reported``."""
+    record = _error_record(code, message, key, field, raw)
+    shown_raw = None if record["raw"] is None else truncate_text(record["raw"], max_chars)
+    return [record["error_id"], FLOW, "run-1", dt.datetime(2024, 5, 1, 9, 0), key,
+            field, code, message, shown_raw, False, f"report/{TAB}"]
 
 
 # --- New tabs and cell types -----------------------------------------------------
@@ -427,7 +469,8 @@ def test_contract_user_column_and_formula_untouched(sheet) -> None:
         [2, None, "Bob", Formula("=E3*2"), 6],
     ])
 
-    outcome = sync(sheet, [person(1, "Ada", 10), person(2, "Bob", 6), person(3, "Cy", 1)])
+    outcome = sync_reported(sheet, [person(1, "Ada", 10), person(2, "Bob", 6),
+                                    person(3, "Cy", 1)])
 
     assert outcome.updated == 1
     assert outcome.created == 1
@@ -439,6 +482,8 @@ def test_contract_user_column_and_formula_untouched(sheet) -> None:
     ]
     assert sheet.stored_kind(TAB, 1, 3) == "formula"
     assert sheet.stored_kind(TAB, 2, 3) == "formula"
+    assert sheet.stored_kind(TAB, 1, 1) == "text"
+    assert rows_of(sheet, ERRORS_TAB) == [ERRORS_HEADER]
 
 
 def test_contract_renamed_key_header_writes_nothing(sheet) -> None:
@@ -446,14 +491,19 @@ def test_contract_renamed_key_header_writes_nothing(sheet) -> None:
     sheet.seed(TAB, seeded)
     before = sheet.write_count()
 
-    outcome = sync(sheet, [person(1, "Ada", 3), person(2, "Bob", 4)])
+    outcome = sync_reported(sheet, [person(1, "Ada", 3), person(2, "Bob", 4)])
 
     assert outcome.changes.is_empty()
     assert codes(outcome) == ["key_column_missing"]
-    assert "headers found: ['Identifier', 'Name', 'Score']" in outcome.errors[0].message
-    assert outcome.errors[0].field == "id"
     assert rows_of(sheet) == seeded
-    assert sheet.write_count() == before
+    # The only write is the new Errors tab.
+    assert sheet.write_count() - before == (1 if sheet.kind == "xlsx" else 2)
+    assert rows_of(sheet, ERRORS_TAB) == [ERRORS_HEADER, error_row(
+        "key_column_missing",
+        "Key column 'ID' (field 'id') was not found in the header row; headers found:"
+        " ['Identifier', 'Name', 'Score']. Nothing was written to this tab. Rename"
+        " the column back to 'ID' or add its new name as an alias.",
+        field="id", raw="['Identifier', 'Name', 'Score']")]
 
 
 def test_contract_blank_and_duplicate_headers(sheet) -> None:
@@ -462,13 +512,73 @@ def test_contract_blank_and_duplicate_headers(sheet) -> None:
         [1, "kept", "old", "copy"],
     ])
 
-    outcome = sync(sheet, [person(1, "Ada", 9)])
+    outcome = sync_reported(sheet, [person(1, "Ada", 9)])
 
     assert outcome.changes.new_headers == ["Score"]
     assert rows_of(sheet) == [
         ["ID", None, "Name", "Name", "Score"],
         [1, "kept", "Ada", "copy", 9],
     ]
+    # The blank header is a person's column and no problem; the repeated owned
+    # header is.
+    assert rows_of(sheet, ERRORS_TAB) == [ERRORS_HEADER, error_row(
+        "duplicate_header",
+        "Header 'Name' of field 'name' is also in column(s) D of the header row."
+        " syncplan writes column C, the leftmost, and leaves the others alone."
+        " Rename or delete the other columns so that the header is unique.",
+        field="name", raw="Name")]
+
+
+def test_contract_number_cell_against_text_key(sheet) -> None:
+    columns = [ColumnPlan(field="code", header="Code"), COLUMNS[1]]
+    types = {"code": "string", "name": "string"}
+    # A person typed the key 0042 without formatting the cell as text.
+    sheet.seed(TAB, [["Code", "Name"], [42, "typed"], ["0043", "kept"]])
+
+    outcome = sync_reported(sheet, [{"code": "0042", "name": "new"},
+                                    {"code": "0043", "name": "kept 2"},
+                                    {"code": "0044", "name": "added"}],
+                            columns=columns, types=types, key=["code"])
+
+    assert (outcome.created, outcome.updated) == (1, 1)
+    assert rows_of(sheet) == [["Code", "Name"], [42, "typed"], ["0043", "kept 2"],
+                              ["0044", "added"]]
+    assert sheet.stored_kind(TAB, 1, 0) == "number"
+    assert rows_of(sheet, ERRORS_TAB) == [ERRORS_HEADER, error_row(
+        "key_cell_is_number",
+        "No row has the text key '0042', but rows [2] hold the number 42 in key"
+        " column 'Code'. A spreadsheet drops the leading zeros of a key typed as a"
+        " number, so the record was not written rather than added as a second row."
+        " Format the key column as plain text and type the key as '0042', or delete"
+        " that row.",
+        key="0042", field="code", raw="0042")]
+
+
+def test_contract_long_text_becomes_error_row(sheet) -> None:
+    sync(sheet, [person(1, "Ada", 1), person(2, "Bob", 2)])
+    long_text = "x" * 60_000
+    limit = 32_767 if sheet.kind == "xlsx" else 50_000
+
+    outcome = sync_reported(sheet, [person(1, long_text, 5), person(2, "Bob", 3),
+                                    person(3, long_text, 4)])
+
+    assert codes(outcome) == ["cell_too_long", "cell_too_long"]
+    # The long cells keep what they had; the other cells of the records change.
+    assert rows_of(sheet) == [["ID", "Name", "Score"], [1, "Ada", 5], [2, "Bob", 3],
+                              [3, None, 4]]
+    message = (f"Field 'name': Text of 60000 characters is over the limit of {limit}"
+               " characters per cell, so it was not written; shorten the value at its"
+               " source or map a shorter field.")
+    errors = rows_of(sheet, ERRORS_TAB)
+    assert errors == [
+        ERRORS_HEADER,
+        error_row("cell_too_long", message, key="1", field="name", raw=long_text,
+                  max_chars=limit),
+        error_row("cell_too_long", message, key="3", field="name", raw=long_text,
+                  max_chars=limit),
+    ]
+    # The raw value is cut to the first 2,000 characters when the error is made.
+    assert errors[1][8] == "x" * 2000 + "..."
 
 
 # --- Matching rows by key ----------------------------------------------------------
@@ -509,6 +619,21 @@ def test_contract_string_key_keeps_leading_zeros(sheet) -> None:
     assert sheet.stored_kind(TAB, 2, 0) == "text"
 
 
+def test_contract_duplicate_source_keys_last_wins(sheet) -> None:
+    sync(sheet, [person(1, "Ada", 1)])
+
+    outcome = sync_reported(sheet, [person(1, "first", 2), person(2, "Bob", 3),
+                                    person(1, "last", 4)])
+
+    assert rows_of(sheet) == [["ID", "Name", "Score"], [1, "last", 4], [2, "Bob", 3]]
+    assert rows_of(sheet, ERRORS_TAB) == [ERRORS_HEADER, error_row(
+        "duplicate_key_in_source",
+        "Key '1' occurs more than once in the records; the last record with this key"
+        " was written and this earlier one was skipped. Remove the duplicate at the"
+        " source, or add a field to the key.",
+        key="1", raw="1")]
+
+
 def test_contract_duplicate_sheet_keys_not_merged(sheet) -> None:
     seeded = [["ID", "Name", "Score"], [5, "first", 1], [6, "other", 2],
               [5, "second", 3]]
@@ -540,12 +665,20 @@ def test_contract_none_clears_owned_cell(sheet) -> None:
 def test_contract_nan_never_written(sheet) -> None:
     sync(sheet, [person(1, "Ada", 3)])
 
-    outcome = sync(sheet, [person(1, "Ada", math.nan), person(2, "Bob", float("nan"))])
+    outcome = sync_reported(sheet, [person(1, "Ada", math.nan),
+                                    person(2, "Bob", float("nan"))])
 
     assert codes(outcome) == ["value_not_finite", "value_not_finite"]
     assert rows_of(sheet) == [["ID", "Name", "Score"], [1, "Ada", 3], [2, "Bob", None]]
     assert sheet.stored_kind(TAB, 1, 2) == "number"
     assert sheet.stored_kind(TAB, 2, 2) is None
+    message = ("Field 'score': Value nan is not a number, so it was not written and"
+               " the cell keeps its value; fix the calculation or the source value.")
+    assert rows_of(sheet, ERRORS_TAB) == [
+        ERRORS_HEADER,
+        error_row("value_not_finite", message, key="1", field="score", raw="nan"),
+        error_row("value_not_finite", message, key="2", field="score", raw="nan"),
+    ]
 
 
 # --- Write modes ---------------------------------------------------------------------
