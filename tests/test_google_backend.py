@@ -155,18 +155,15 @@ def number_format(cell: Any) -> dict[str, Any] | None:
 # --- Request budget ------------------------------------------------------------
 
 
-def test_google_new_tab_sync_costs_four_requests(target: Target) -> None:
+def test_google_new_tab_sync_costs_three_requests(target: Target) -> None:
     target.sync([record(key) for key in range(1, 21)])
 
-    # The read of the missing tab answers 400; the properties of every tab then
-    # tell that it is missing, give a free sheet id and the cells in use.
+    # The properties of every tab tell that the tab is missing, so it is not read.
     assert target.emulator.counts_by_kind() == {
-        "values.get": 1,
         "spreadsheets.get": 1,
         "spreadsheets.batchUpdate": 1,
         "values.batchUpdate": 1,
     }
-    assert [r.status for r in target.emulator.log.records] == [400, 200, 200, 200]
 
 
 def test_google_tab_read_asks_unformatted_values(target: Target) -> None:
@@ -175,7 +172,11 @@ def test_google_tab_read_asks_unformatted_values(target: Target) -> None:
 
     target.rows()
 
-    (read,) = target.emulator.log.records
+    properties, read = target.emulator.log.records
+    assert properties.kind == "spreadsheets.get"
+    assert parse_qs(properties.query) == {
+        "fields": ["sheets(properties(sheetId,title,gridProperties))"],
+        "prettyPrint": ["false"]}
     assert read.kind == "values.get"
     assert read.path.endswith("/values/Data")
     assert parse_qs(read.query) == {"valueRenderOption": ["UNFORMATTED_VALUE"],
@@ -186,7 +187,7 @@ def test_google_tab_read_asks_unformatted_values(target: Target) -> None:
                              [1, "n", 45293, 45293.5, 1]]
 
 
-def test_google_resync_with_few_changes_costs_two(target: Target) -> None:
+def test_google_resync_with_few_changes_costs_three(target: Target) -> None:
     records = [record(key) for key in range(1, 21)]
     target.sync(records)
     target.emulator.reset_log()
@@ -198,7 +199,8 @@ def test_google_resync_with_few_changes_costs_two(target: Target) -> None:
 
     assert (outcome.created, outcome.updated) == (0, 3)
     # Dates and numbers over dates and numbers need no look at the formats.
-    assert target.emulator.counts_by_kind() == {"values.get": 1,
+    assert target.emulator.counts_by_kind() == {"spreadsheets.get": 1,
+                                                "values.get": 1,
                                                 "values.batchUpdate": 1}
     rows = target.shown()
     assert rows[4][1] == "renamed"
@@ -216,10 +218,10 @@ def test_google_append_into_grid_reads_formats(target: Target) -> None:
     assert outcome.created == 1
     # The appended row lands in an empty grid row, whose formats are read.
     assert target.emulator.counts_by_kind() == {"values.get": 1,
-                                                "spreadsheets.get": 1,
+                                                "spreadsheets.get": 2,
                                                 "values.batchUpdate": 1}
-    formats = next(r for r in target.emulator.log.records
-                   if r.kind == "spreadsheets.get")
+    formats = [r for r in target.emulator.log.records
+               if r.kind == "spreadsheets.get"][1]
     assert parse_qs(formats.query)["ranges"] == ["Data!A22:A22", "Data!C22:C22",
                                                  "Data!D22:D22", "Data!E22:E22"]
     assert target.shown()[21] == [21, "n", dt.date(2024, 1, 22),
@@ -234,7 +236,8 @@ def test_google_identical_resync_only_reads(target: Target) -> None:
     outcome = target.sync(records)
 
     assert outcome.changes.is_empty()
-    assert target.emulator.counts_by_kind() == {"values.get": 1}
+    assert target.emulator.counts_by_kind() == {"spreadsheets.get": 1,
+                                                "values.get": 1}
 
 
 def test_google_second_tab_reads_values_only(target: Target) -> None:
@@ -247,6 +250,7 @@ def test_google_second_tab_reads_values_only(target: Target) -> None:
     target.sync([record(2, "changed")], tab="Second", backend=backend)
 
     assert target.emulator.counts_by_kind() == {
+        "spreadsheets.get": 1,
         "values.get": 2,
         "values.batchUpdate": 2,
     }
@@ -258,13 +262,15 @@ def test_google_properties_read_once_per_backend(target: Target) -> None:
     target.sync([record(2)], tab="Second", backend=backend)
     target.sync([record(3)], tab="Third", backend=backend)
 
-    # One probe of the first missing tab, then the properties serve the others.
+    # The properties read at the start serve every tab, and each apply keeps
+    # them up to date: the three new tabs are never read.
     assert target.emulator.counts_by_kind() == {
-        "values.get": 1,
         "spreadsheets.get": 1,
         "spreadsheets.batchUpdate": 3,
         "values.batchUpdate": 3,
     }
+    assert [s.title for s in target.emulator.spreadsheet(
+        target.spreadsheet_id).sheets] == ["Sheet1", "First", "Second", "Third"]
 
 
 def test_google_append_past_headroom_grows_once(target: Target) -> None:
@@ -373,10 +379,10 @@ def test_google_person_number_formats_survive(target: Target) -> None:
     outcome = target.sync([record(1, amount=4), record(2, amount=5)])
 
     assert (outcome.created, outcome.updated) == (1, 1)
-    # The appended row lands in an empty grid row, so its formats are read; they
+    # The appended row lands in an empty grid row, so its formats are read. They
     # fit, so no structural request is sent.
     assert target.emulator.counts_by_kind() == {"values.get": 1,
-                                                "spreadsheets.get": 1,
+                                                "spreadsheets.get": 2,
                                                 "values.batchUpdate": 1}
     for row in (1, 2):
         assert number_format(target.stored(TAB, row, 2))["pattern"] == "dd mmm yyyy"
@@ -398,7 +404,7 @@ def test_google_unformatted_date_cells_get_format(target: Target) -> None:
     target.sync([record(1), record(2)])
 
     assert target.emulator.counts_by_kind() == {"values.get": 1,
-                                                "spreadsheets.get": 1,
+                                                "spreadsheets.get": 2,
                                                 "spreadsheets.batchUpdate": 1,
                                                 "values.batchUpdate": 1}
     structure = [body for url, body in target.bodies if url.endswith(":batchUpdate")
@@ -530,8 +536,8 @@ def test_google_check_limits_counts_every_tab(emulator: SheetsEmulator) -> None:
         " over Google Sheets' limit of 10,000,000; nothing was written. Delete unused"
         " tabs, rows or columns, or write to another spreadsheet")
     assert target.writes() == []
-    # One read of the first missing tab, then the properties of every tab.
-    assert emulator.counts_by_kind() == {"values.get": 1, "spreadsheets.get": 1}
+    # The properties of every tab, and no read of the missing tabs.
+    assert emulator.counts_by_kind() == {"spreadsheets.get": 1}
 
 
 def test_google_check_limits_counts_report_tabs(emulator: SheetsEmulator) -> None:
@@ -853,12 +859,12 @@ def api_error(status: int, message: str) -> APIError:
 
 
 class RefusingHTTP:
-    """An HTTP client whose every values read fails with one API error."""
+    """An HTTP client whose every spreadsheet read fails with one API error."""
 
     def __init__(self, error: APIError) -> None:
         self.error = error
 
-    def values_get(self, *args: Any) -> Any:
+    def fetch_sheet_metadata(self, *args: Any) -> Any:
         raise self.error
 
 

@@ -227,6 +227,12 @@ def test_e2e_second_run_writes_only_run_rows(emulator: SheetsEmulator,
 
     assert second.returncode == 0, second.stderr
     counts = emulator.counts_by_kind()
+    # One properties read for the run; per flow, a values read of its data tab,
+    # of Errors and of Runs, a format read of the cells of the new Runs row, and
+    # the write of that row.
+    assert counts == {"spreadsheets.get": 1 + len(FLOWS),
+                      "values.get": 3 * len(FLOWS),
+                      "values.batchUpdate": len(FLOWS)}
     assert counts.get("spreadsheets.batchUpdate", 0) == 0
     assert counts["values.batchUpdate"] == len(FLOWS)
     assert len(write_requests(emulator)) == len(FLOWS)
@@ -263,7 +269,9 @@ def test_e2e_plan_previews_without_writing(reports: Reports, emulator: SheetsEmu
     assert ("deals -> report/Deals: 0 to create, 0 to update, 4 unchanged,"
             " 0 to delete") in lines
     assert write_requests(emulator) == []
-    assert set(emulator.counts_by_kind()) == {"values.get"}
+    # One properties read for the run, then one values read per tab.
+    assert emulator.counts_by_kind() == {"spreadsheets.get": 1,
+                                         "values.get": len(DATA_TABS)}
     assert google_tabs(emulator, reports.spreadsheet) == google
 
 

@@ -230,10 +230,10 @@ def test_faults_503_after_row_deletion_applied(target: Target,
     counts = target.emulator.counts_by_kind()
     assert counts["spreadsheets.batchUpdate"] == 1
     assert counts["values.batchUpdate"] == 1
-    # The sync reads the values and the sheet id. After the 503, one read of the
-    # properties and one of the values tell that the rows are gone. The test
-    # reads the values last.
-    assert counts["spreadsheets.get"] == 1 + 1
+    # The sync reads the properties and the values. After the 503, one read of
+    # the properties and one of the values tell that the rows are gone. The
+    # test reads both last.
+    assert counts["spreadsheets.get"] == 1 + 1 + 1
     assert counts["values.get"] == 1 + 1 + 1
     assert "may have applied" in caplog.text
     assert "failed after it had applied, so it was not resent" in caplog.text

@@ -1,23 +1,20 @@
 """The Google Sheets backend of the sheet layer, through gspread.
 
-A backend serves one run. The requests of one sync of one tab:
+A backend serves one run, and reads the properties of every tab (titles, sheet
+ids, grid sizes) once, with its first read: one ``spreadsheets.get`` shared by the
+data tabs, the Errors tab and the Runs tab of the run. Then one sync of one tab
+costs:
 
 1. one ``values.get`` of the whole tab with ``valueRenderOption=UNFORMATTED_VALUE``,
    ``dateTimeRenderOption=SERIAL_NUMBER`` and ``prettyPrint=false``: numbers stay
    numbers, dates read as serials and a formula cell as the value it computes.
-   The range the API echoes gives the tab's exact title and grid size, so a sync
-   that writes inside the grid needs no other read. A tab that does not exist
-   answers 400, and the properties read (3) then tells whether it is missing;
+   A tab that does not exist costs no read;
 2. only when the sync writes a date or a number into a cell of an existing row
-   that was empty or held text: one ``spreadsheets.get`` masked to the tab's
-   properties and the number format types of those cells
-   (``sheets_addon.google.formats``);
-3. only when a tab is added or a grid grows (or the runner checks a whole run
-   with ``check_limits``): the properties of every tab, once per backend, for the
-   10 million cell projection. Every write keeps them up to date afterwards;
-4. at most one ``spreadsheets:batchUpdate`` for structure: add the tab, delete
+   that was empty or held text: one ``spreadsheets.get`` masked to the number
+   format types of those cells (``sheets_addon.google.formats``);
+3. at most one ``spreadsheets:batchUpdate`` for structure: add the tab, delete
    rows (mirror), grow the grid, set number formats and checkbox validations;
-5. one ``values:batchUpdate`` with ``valueInputOption=RAW`` carrying only the
+4. one ``values:batchUpdate`` with ``valueInputOption=RAW`` carrying only the
    changed cells, grouped into ranges (``sheets_addon.google.batches``).
 
 A request body over ``batches.MAX_BODY_BYTES`` (2 MB), or with more than
@@ -74,8 +71,8 @@ VALUE_READ = {"valueRenderOption": "UNFORMATTED_VALUE",
               "dateTimeRenderOption": "SERIAL_NUMBER", "majorDimension": "ROWS",
               "prettyPrint": "false"}
 PROPERTIES_FIELDS = "sheets(properties(sheetId,title,gridProperties))"
-FORMAT_FIELDS = ("sheets(properties(sheetId,title,gridProperties),data(startRow,"
-                 "startColumn,rowData(values(userEnteredFormat(numberFormat(type))))))")
+FORMAT_FIELDS = ("sheets(data(startRow,startColumn,"
+                 "rowData(values(userEnteredFormat(numberFormat(type))))))")
 
 
 class SheetsBackendError(BackendError):
@@ -88,9 +85,9 @@ class CellLimitExceeded(SheetsBackendError, LimitExceeded):
 
 @dataclass
 class _TabInfo:
-    """A tab's id, title and grid size; the id is unknown until a properties read."""
+    """A tab's id, title and grid size."""
 
-    sheet_id: int | None
+    sheet_id: int
     title: str
     rows: int
     columns: int
@@ -119,7 +116,7 @@ class GoogleSheetsBackend:
         self.http = client.http_client
         self.spreadsheet_id = spreadsheet_id
         self._tabs: dict[str, _TabInfo] = {}
-        # Whether ``_tabs`` lists every tab of the spreadsheet, with sheet ids.
+        # Whether the properties of every tab were read into ``_tabs``.
         self._all_tabs = False
         self._extents: dict[str, tuple[int, int]] = {}
         # The grid of each tab read, to tell after an ambiguous failure whether the
@@ -144,34 +141,20 @@ class GoogleSheetsBackend:
         compute, and short rows are padded with ``None``.
         """
         key = name.casefold()
-        known = self._tabs.get(key)
-        if known is None and self._all_tabs:
-            return self._missing(key)
-        title = known.title if known is not None else name
-        try:
-            answer = self._call(self.http.values_get, self.spreadsheet_id,
-                                quote_sheet(title), VALUE_READ)
-        except SheetsBackendError as exc:
-            if not _is_status(exc, 400) or self._all_tabs:
-                raise
-            # A missing tab cannot be read, so the properties of every tab tell
-            # whether it is missing or named in another case than asked.
-            self._load_properties()
-            known = self._tabs.get(key)
-            if known is None:
-                return self._missing(key)
-            if known.title == title:
-                raise
-            answer = self._call(self.http.values_get, self.spreadsheet_id,
-                                quote_sheet(known.title), VALUE_READ)
+        self._load_properties()
+        tab = self._tabs.get(key)
+        if tab is None:
+            self._extents[key] = (0, 0)
+            self._grids.pop(key, None)
+            return None
+        answer = self._call(self.http.values_get, self.spreadsheet_id,
+                            quote_sheet(tab.title), VALUE_READ)
         echoed = parse_tab_range(answer.get("range", ""))
-        if echoed is None or echoed[0].casefold() != key:
+        if echoed is None or echoed[0] != tab.title:
             raise SheetsBackendError(
-                f"spreadsheet {self.spreadsheet_id!r}: reading tab {name!r} returned"
-                f" range {answer.get('range')!r}, which is not the whole tab; rename"
-                " any named range that has the tab's name")
-        sheet_id = known.sheet_id if known is not None else None
-        self._tabs[key] = _TabInfo(sheet_id, echoed[0], echoed[1], echoed[2])
+                f"spreadsheet {self.spreadsheet_id!r}: reading tab {tab.title!r}"
+                f" returned range {answer.get('range')!r}, which is not the whole tab;"
+                " rename any named range that has the tab's name")
         grid = grid_from_values(answer.get("values", []))
         self._extents[key] = (len(grid.rows), len(grid.header))
         self._grids[key] = grid
@@ -191,11 +174,8 @@ class GoogleSheetsBackend:
         tab = self._tabs.get(key)
         if tab is None or layout.final_rows > tab.rows - len(layout.deleted) or (
                 layout.used_columns > tab.columns):
-            # The grid grows, so the cells of every tab count.
-            self._load_properties()
             self._check_cell_limit([name], {key: (layout.final_rows,
                                                   layout.used_columns)})
-            tab = self._tabs.get(key)
 
         grid = self._grids.get(key, Grid([]))
         first_new_row = layout.used_rows - len(layout.deleted)
@@ -205,17 +185,11 @@ class GoogleSheetsBackend:
             changes, grid, first_new_row, len(layout.deleted), tab.rows, new_columns)
         known: dict[tuple[int, int], str] = {}
         if checks and tab is not None:
-            known = self._read_formats(key, tab, checks)
-            tab = self._tabs[key]
+            known = self._read_formats(tab, checks)
         checked = {(row, column) for column, rows in checks.items() for row in rows}
 
         sheet_id, structure, size = self._structure(name, tab, changes, layout,
                                                     new_columns, known, checked)
-        if structure and sheet_id is None:
-            self._load_properties()
-            tab = self._tabs[key]
-            sheet_id, structure, size = self._structure(name, tab, changes, layout,
-                                                        new_columns, known, checked)
         title = tab.title if tab is not None else name
         data = value_ranges(title, changes, layout.deleted, first_new_row)
         if structure:
@@ -238,7 +212,7 @@ class GoogleSheetsBackend:
         Each tab of ``writes`` is projected the way ``apply`` would grow it (a
         tab not read yet is read first). A tab of ``new_rows`` that was not read
         is counted as full, its rows added below its whole grid, so the check
-        errs toward refusing. Costs one properties read per backend.
+        errs toward refusing. Sends no request once the tabs are read.
         """
         self._load_properties()
         projected: dict[str, tuple[int, int]] = {}
@@ -276,15 +250,9 @@ class GoogleSheetsBackend:
     def _structure(self, name: str, tab: _TabInfo | None, changes: ChangeSet,
                    layout: _Layout, new_columns: set[int],
                    known: dict[tuple[int, int], str], checked: set[tuple[int, int]]
-                   ) -> tuple[int | None, list[dict[str, Any]], tuple[int, int]]:
-        """Return the tab's sheet id, the structural requests and the grid size after them.
-
-        While the tab's id is unknown (``None``) the requests carry -1 in its
-        place, and the caller reads the properties and builds them again before
-        sending any.
-        """
+                   ) -> tuple[int, list[dict[str, Any]], tuple[int, int]]:
+        """Return the tab's sheet id, the structural requests and the grid size after them."""
         structure: list[dict[str, Any]] = []
-        sheet_id: int | None
         if tab is None:
             sheet_id = self._new_sheet_id()
             rows_now = self._with_headroom(name, layout.final_rows, layout.used_columns)
@@ -296,30 +264,29 @@ class GoogleSheetsBackend:
         else:
             sheet_id = tab.sheet_id
             rows_now, columns_now = tab.rows, tab.columns
-        request_id = -1 if sheet_id is None else sheet_id
         for row in reversed(layout.deleted):
             structure.append({"deleteDimension": {"range": {
-                "sheetId": request_id, "dimension": "ROWS", "startIndex": row,
+                "sheetId": sheet_id, "dimension": "ROWS", "startIndex": row,
                 "endIndex": row + 1}}})
         rows_now -= len(layout.deleted)
         if layout.final_rows > rows_now:
             target = self._with_headroom(name, layout.final_rows,
                                          max(layout.used_columns, columns_now))
-            structure.append({"appendDimension": {"sheetId": request_id,
+            structure.append({"appendDimension": {"sheetId": sheet_id,
                                                   "dimension": "ROWS",
                                                   "length": target - rows_now}})
             rows_now = target
         if layout.used_columns > columns_now:
             structure.append({"appendDimension": {
-                "sheetId": request_id, "dimension": "COLUMNS",
+                "sheetId": sheet_id, "dimension": "COLUMNS",
                 "length": layout.used_columns - columns_now}})
             columns_now = layout.used_columns
         grown_from = None if tab is None else tab.rows - len(layout.deleted)
-        structure.extend(structure_formats(request_id, changes, new_columns, grown_from,
+        structure.extend(structure_formats(sheet_id, changes, new_columns, grown_from,
                                            rows_now))
         if tab is not None:
             structure.extend(written_cell_formats(
-                request_id, changes, known, checked, row_shift(layout.deleted),
+                sheet_id, changes, known, checked, row_shift(layout.deleted),
                 layout.used_rows - len(layout.deleted), len(layout.deleted)))
         return sheet_id, structure, (rows_now, columns_now)
 
@@ -337,23 +304,15 @@ class GoogleSheetsBackend:
             self._tabs[info.title.casefold()] = info
         self._all_tabs = True
 
-    def _read_formats(self, key: str, tab: _TabInfo,
+    def _read_formats(self, tab: _TabInfo,
                       checks: dict[int, list[int]]) -> dict[tuple[int, int], str]:
-        """Read the number format types of the cells to check (``_format_ranges``).
-
-        The response also carries the tab's properties, so its sheet id is known
-        afterwards without a read of every tab.
-        """
+        """Read the number format types of the cells to check (``_format_ranges``)."""
         ranges = _format_ranges(tab.title, checks)
         metadata = self._call(self.http.fetch_sheet_metadata, self.spreadsheet_id,
                               {"ranges": ranges, "fields": FORMAT_FIELDS,
                                "prettyPrint": "false"})
         types: dict[tuple[int, int], str] = {}
         for sheet in metadata.get("sheets", []):
-            info = _tab_info(sheet["properties"])
-            if info.title.casefold() != key:
-                continue
-            self._tabs[key] = info
             for block in sheet.get("data") or []:
                 types.update(_format_types(block))
         return types
@@ -458,8 +417,9 @@ class GoogleSheetsBackend:
                           projected: dict[str, tuple[int, int]]) -> None:
         """Raise ``CellLimitExceeded`` when the projected grids pass ``MAX_CELLS``.
 
-        ``projected`` maps tab keys to the rows and columns they need. A grid
-        never shrinks, so each tab counts the larger of that and its size now.
+        ``projected`` maps tab keys to the rows and columns they need. Each tab
+        counts the larger of that and its grid now, because only deleted rows
+        shrink a grid and the check leaves them out, which errs toward refusing.
         """
         total = 0
         for key, tab in self._tabs.items():
@@ -492,17 +452,11 @@ class GoogleSheetsBackend:
         return wanted
 
     def _new_sheet_id(self) -> int:
-        taken = {tab.sheet_id for tab in self._tabs.values()
-                 if tab.sheet_id is not None}
+        taken = {tab.sheet_id for tab in self._tabs.values()}
         candidate = 1 + max(taken, default=0)
         while candidate in taken:
             candidate += 1
         return candidate
-
-    def _missing(self, key: str) -> None:
-        self._extents[key] = (0, 0)
-        self._grids.pop(key, None)
-        return None
 
 
 def _with_header_cells(changes: ChangeSet, width: int) -> ChangeSet:
@@ -564,11 +518,6 @@ def _format_types(block: dict[str, Any]) -> dict[tuple[int, int], str]:
             if number_format.get("type"):
                 types[(first_row + row, first_column + column)] = number_format["type"]
     return types
-
-
-def _is_status(error: SheetsBackendError, status: int) -> bool:
-    cause = error.__cause__
-    return isinstance(cause, APIError) and cause.response.status_code == status
 
 
 _API_ERROR_HINTS = {
