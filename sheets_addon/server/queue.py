@@ -98,6 +98,7 @@ class WorkerPool:
         self.host = socket.gethostname()
         self.prefix = f"{self.host}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._wake = threading.Condition()
+        self._wake_ups = 0  # notify() calls no idle worker has taken yet
         self._stopping = threading.Event()
         self._threads: list[threading.Thread] = []
         self._running: dict[str, str] = {}  # run id -> worker name
@@ -128,7 +129,8 @@ class WorkerPool:
         the process is killed, and another process marks them interrupted later.
         """
         self._stopping.set()
-        self.notify()
+        with self._wake:
+            self._wake.notify_all()
         if abandon:
             logger.warning("worker pool %s abandoned its running jobs", self.prefix)
             return
@@ -142,9 +144,17 @@ class WorkerPool:
         logger.info("worker pool %s stopped", self.prefix)
 
     def notify(self) -> None:
-        """Wake idle workers, because a job was queued."""
+        """Wake one idle worker, because a job was queued or may run now.
+
+        One is enough: a worker that claims a job wakes the next (see
+        ``_work``), so a burst of runnable jobs still reaches every idle worker,
+        while one queued job costs one claim and not one per worker. A call
+        that finds no worker waiting is kept, so the next worker to go idle
+        looks again at once instead of sleeping ``poll_seconds``.
+        """
         with self._wake:
-            self._wake.notify_all()
+            self._wake_ups = min(self._wake_ups + 1, self.workers)
+            self._wake.notify()
 
     # --- recovery ---------------------------------------------------------
 
@@ -196,8 +206,11 @@ class WorkerPool:
                 job = None
             if job is None:
                 with self._wake:
-                    self._wake.wait(self.poll_seconds)
+                    if not self._wake_ups:
+                        self._wake.wait(self.poll_seconds)
+                    self._wake_ups = max(0, self._wake_ups - 1)
                 continue
+            self.notify()  # another queued job may be runnable too
             self._run(name, job)
 
     def _run(self, name: str, job: Job) -> None:

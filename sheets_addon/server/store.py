@@ -19,7 +19,9 @@ state and every server process on that file shares one queue.
 
 Every change runs in a ``BEGIN IMMEDIATE`` transaction, which takes SQLite's
 write lock first, so the read-then-write steps below are atomic across
-processes.
+processes. Reads run outside transactions on each thread's own connection (see
+``connections.py``). A read that finds a flow's active job answers without the
+write lock; finding none, the step reads again under it before inserting.
 """
 
 from __future__ import annotations
@@ -31,14 +33,15 @@ import json
 import logging
 import secrets
 import sqlite3
-import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from sheets_addon.server.connections import ThreadConnections
 
 logger = logging.getLogger(__name__)
 
@@ -203,7 +206,7 @@ class FlowBusy(Exception):
 
 
 class ServerStore:
-    """The server's tables; one connection shared by the threads of one process."""
+    """The server's tables, through one SQLite connection per thread."""
 
     def __init__(self, path: Path | str, *,
                  webhook_retention_seconds: float = WEBHOOK_RETENTION_SECONDS,
@@ -217,31 +220,20 @@ class ServerStore:
         self._next_prune = 0.0
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._lock = threading.RLock()
-        self._db = sqlite3.connect(str(self.path), check_same_thread=False,
-                                   isolation_level=None, timeout=30)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.executescript(_SCHEMA)
+        self._connections = ThreadConnections(self.path)
+        db = self._connections.get()
+        db.execute("PRAGMA journal_mode=WAL")
+        db.executescript(_SCHEMA)
 
     def close(self) -> None:
-        with self._lock:
-            self._db.close()
+        self._connections.close()
 
-    @contextmanager
-    def transaction(self) -> Iterator[sqlite3.Connection]:
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                yield self._db
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            self._db.execute("COMMIT")
+    def transaction(self) -> AbstractContextManager[sqlite3.Connection]:
+        """Return a ``BEGIN IMMEDIATE`` transaction on this thread's connection."""
+        return self._connections.write()
 
     def _read(self, query: str, args: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-        with self._lock:
-            return self._db.execute(query, args).fetchall()
+        return self._connections.read(query, args)
 
     # --- jobs: queueing ---------------------------------------------------
 
@@ -254,6 +246,12 @@ class ServerStore:
         event that arrives mid-run must not be lost to a run that already read
         its source.
         """
+        # Most requests for a busy flow get its active job back, so look for
+        # one without the write lock first; _enqueue_in checks again under it.
+        active = self._reusable(self._connections.get(), request.flow,
+                                reuse_running)
+        if active is not None:
+            return active, True
         with self.transaction() as db:
             return self._enqueue_in(db, request, reuse_running)
 
@@ -266,14 +264,22 @@ class ServerStore:
             job, _reused = self._enqueue_in(db, request, True)
             return job
 
-    def _enqueue_in(self, db: sqlite3.Connection, request: JobRequest,
-                    reuse_running: bool) -> tuple[Job, bool]:
-        active = self._active_jobs(db, request.flow)
+    def _reusable(self, db: sqlite3.Connection, flow: str,
+                  reuse_running: bool) -> Job | None:
+        """Return the flow's queued job, else its running one if ``reuse_running``."""
+        active = self._active_jobs(db, flow)
         queued = [job for job in active if job.status == "queued"]
         if queued:
-            return queued[0], True
+            return queued[0]
         if active and reuse_running:
-            return active[0], True
+            return active[0]
+        return None
+
+    def _enqueue_in(self, db: sqlite3.Connection, request: JobRequest,
+                    reuse_running: bool) -> tuple[Job, bool]:
+        active = self._reusable(db, request.flow, reuse_running)
+        if active is not None:
+            return active, True
         run_id = uuid.uuid4().hex[:12]
         db.execute(
             "INSERT INTO jobs (run_id, flow, kind, status, retry_of, error_ids,"
@@ -351,6 +357,9 @@ class ServerStore:
         A job is runnable when its flow has no running job and no running job
         writes one of its destination systems.
         """
+        # Idle workers poll, so take the write lock only when a job is queued.
+        if not self._read("SELECT 1 FROM jobs WHERE status = 'queued' LIMIT 1"):
+            return None
         with self.transaction() as db:
             running = db.execute("SELECT flow, resources FROM jobs"
                                  " WHERE status = 'running'").fetchall()
