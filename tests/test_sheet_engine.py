@@ -17,6 +17,7 @@ from runtime.sheets.engine import (
     cell_values_equal,
     find_columns,
     plan_tab_sync,
+    serial_as,
     sync_tab,
 )
 
@@ -421,6 +422,24 @@ def test_plan_duplicate_keys_in_source_update_row():
 )
 def test_canonical_key_reads_serials_by_type(values, types, expected):
     assert canonical_key(values, types) == expected
+
+
+@pytest.mark.parametrize(
+    ("value", "like", "shown"),
+    [
+        (45444, dt.date(2024, 1, 1), dt.date(2024, 6, 1)),
+        (45444.75, dt.date(2024, 1, 1), dt.date(2024, 6, 1)),
+        (45444.75, dt.datetime(2024, 1, 1), dt.datetime(2024, 6, 1, 18)),
+        (0.0625, dt.timedelta(0), dt.timedelta(hours=1, minutes=30)),
+        (45444, 7, 45444),
+        ("45444", dt.date(2024, 1, 1), "45444"),
+        (True, dt.date(2024, 1, 1), True),
+        (None, dt.date(2024, 1, 1), None),
+    ],
+)
+def test_serial_as_type_of_new_value(value, like, shown):
+    assert serial_as(value, like) == shown
+    assert type(serial_as(value, like)) is type(shown)
 
 
 def test_plan_date_key_matches_serial_cell():

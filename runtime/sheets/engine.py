@@ -457,6 +457,24 @@ def date_serial(value: dt.date | dt.timedelta) -> float:
     return float((value - _SERIAL_EPOCH.date()).days)
 
 
+def serial_as(value: Any, like: Any) -> Any:
+    """Return a serial number read from a cell as the type of ``like``, for display.
+
+    A backend that reads unformatted values returns a date cell as its serial, so
+    a preview of ``old -> new`` shows ``2024-06-01`` instead of ``45444`` when the
+    new value is a date, datetime or duration. Any other value is returned as is.
+    """
+    if not _is_number(value) or isinstance(like, bool):
+        return value
+    if isinstance(like, dt.timedelta):
+        return dt.timedelta(milliseconds=round(float(value) * 86_400_000))
+    if isinstance(like, dt.datetime):
+        return _SERIAL_EPOCH + dt.timedelta(milliseconds=round(float(value) * 86_400_000))
+    if isinstance(like, dt.date):
+        return (_SERIAL_EPOCH + dt.timedelta(days=math.floor(value))).date()
+    return value
+
+
 def _is_blank_cell(value: Any) -> bool:
     return value is None or value == ""
 
