@@ -22,7 +22,8 @@ description, all ASCII):
 Methods:
 
 - syncplan: ``GoogleSheetsBackend.read_tab``, ``plan_tab_sync`` in upsert mode and
-  ``GoogleSheetsBackend.apply``, each sync on a fresh backend, as a new run would;
+  ``GoogleSheetsBackend.apply``, each sync on a fresh backend, as a new run would,
+  so each pays the properties read a run makes once;
 - ``gspread_dataframe.set_with_dataframe``: a full rewrite of the tab in both
   scenarios (in (b) after opening the spreadsheet and the worksheet, two metadata
   requests);
@@ -607,8 +608,9 @@ def _header_lines(results: Results, command: str) -> list[str]:
                 " the same process, so seconds include its work, shown as"
                 " \"emulator s\".")
     body_bytes = ("Request bytes are the request bodies sent to the API. Response"
-                  " bytes are the bodies it returned (two-space indented JSON, as"
-                  " Google sends).")
+                  " bytes are the bodies it returned: compact JSON where syncplan"
+                  " asks for it (`prettyPrint=false` on its reads), two-space"
+                  " indented JSON otherwise, as Google sends by default.")
     return ["# Google Sheets sync benchmark", "",
             f"- machine: {machine()}",
             f"- date: {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC",
