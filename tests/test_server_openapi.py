@@ -35,8 +35,13 @@ from sheets_addon.server import create_app
 from sheets_addon.server.auth import GoogleTokenVerifier
 from sheets_addon.server.openapi import openapi_document
 from sheets_addon.server.ratelimit import RateLimiter
-from support import HOOK_SECRET_ENV, LiveServer, open_gate, server_env, \
-    write_server_project
+from support import (
+    HOOK_SECRET_ENV,
+    LiveServer,
+    open_gate,
+    server_env,
+    write_server_project,
+)
 from support.google_tokens import TokenIssuer
 
 SERVER_SOURCES = Path(api_module.__file__).parent
