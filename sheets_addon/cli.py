@@ -442,7 +442,14 @@ def serve(path: Path, host: str, port: int, state_path: Path | None, workers: in
     if dev_mode and host not in LOOPBACK_HOSTS:
         raise UserError(f"--dev binds to loopback only, not {host!r}; drop --host"
                         " or pass --client-id to serve beyond this machine")
-    logging.getLogger("sheets_addon").setLevel(logging.INFO)
+    from sheets_addon.server.logs import LOG_LEVEL_ENV, parse_level
+
+    try:
+        level = parse_level(os.environ.get(LOG_LEVEL_ENV))
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+    for name in ("sheets_addon", "runtime"):
+        logging.getLogger(name).setLevel(level if level is not None else logging.INFO)
     try:
         app = create_app(path, state_path=state_path, oauth_client_id=client_id,
                          dev_mode=dev_mode, workers=workers, public_url=public_url)

@@ -221,6 +221,19 @@ def test_create_app_from_env_bad_log_level(monkeypatch: pytest.MonkeyPatch,
         create_app_from_env()
 
 
+def test_serve_bad_log_level(tmp_path: Path) -> None:
+    root = write_server_project(tmp_path / "project", gate=False)
+    env = dict(os.environ, SYNCPLAN_LOG_LEVEL="chatty")
+
+    done = subprocess.run([sys.executable, "-m", "sheets_addon.cli", "serve", str(root),
+                           "--dev", "--port", "0"],
+                          env=env, capture_output=True, text=True, timeout=60)
+
+    assert done.returncode == 1
+    assert "SYNCPLAN_LOG_LEVEL='chatty' is not a valid log level" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
 def webhook_backend(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
                     ) -> tuple[LiveServer, Any]:
     for name, value in SECRETS.items():
