@@ -64,7 +64,7 @@ from runtime.mapping import MappingProblem
 from runtime.pipeline import ErrorRecord, FlowPipeline, MappedBatch, aggregate
 from runtime.references import UnresolvedReference, resolve
 from runtime.sheets.base import BackendError, LimitExceeded, SheetBackend
-from runtime.sheets.engine import canonical_key, plan_tab_sync
+from runtime.sheets.engine import canonical_key, plan_tab_sync, serial_as
 from runtime.sheets.tabs import append_run_row, sync_errors_tab
 from runtime.sheets.xlsx import XlsxBackend
 from runtime.sources import read_source
@@ -98,12 +98,16 @@ PREVIEW_CELLS = 10
 
 
 def _changed_cells(grid: Any, sync: Any) -> list[tuple[str, Any, Any]]:
-    """Return the first changed cells as (A1 cell, old value, new value)."""
+    """Return the first changed cells as (A1 cell, old value, new value).
+
+    A backend that reads date cells as serial numbers (Google Sheets) gives the
+    old value as a number, shown as the type of the new value.
+    """
     rows = grid.rows if grid is not None else []
     shown = []
     for (row, column), new in sorted(sync.changes.cells.items())[:PREVIEW_CELLS]:
         old = rows[row][column] if row < len(rows) and column < len(rows[row]) else None
-        shown.append((f"{_column_letters(column)}{row + 1}", old, new))
+        shown.append((f"{_column_letters(column)}{row + 1}", serial_as(old, new), new))
     return shown
 
 

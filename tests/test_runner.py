@@ -15,7 +15,10 @@ import openpyxl
 import pytest
 
 from compiler import compile_project
-from runtime.runner import PlanRunner
+from compiler.plan.models import ColumnPlan
+from runtime.runner import PlanRunner, _changed_cells
+from runtime.sheets.base import Grid
+from runtime.sheets.engine import plan_tab_sync
 from runtime.state import StateStore
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "agency"
@@ -396,3 +399,18 @@ def test_lookup_before_its_entity_exists_says_so(agency: Path) -> None:
     message = results["calendar_hours"].errors[0]["message"]
     assert "no client records" in message
     assert "run the flow that produces client first" in message
+
+
+def test_preview_shows_serial_cells_as_dates() -> None:
+    # Google Sheets reads a date cell as its serial: 45352 is 2024-03-01.
+    grid = Grid([["ID", "Day", "Hours"], [1, 45352, 1.5]])
+    columns = [ColumnPlan(field="id", header="ID"),
+               ColumnPlan(field="day", header="Day"),
+               ColumnPlan(field="hours", header="Hours")]
+    types = {"id": "integer", "day": "date", "hours": "decimal"}
+    record = {"id": 1, "day": dt.date(2024, 3, 5), "hours": 2}
+    sync = plan_tab_sync(grid, [record], columns, types, mode="upsert", key=["id"])
+
+    assert _changed_cells(grid, sync) == [
+        ("B2", dt.date(2024, 3, 1), dt.date(2024, 3, 5)),
+        ("C2", 1.5, 2)]
