@@ -5,10 +5,22 @@ A run is one flow executed from one plan. Its steps:
 1. read the source (a system's stream, or the canonical records of an entity);
 2. filter, aggregate and map the records into canonical entity records
    (``runtime.pipeline``), collecting error records;
-3. write each destination through the sheet engine, then the Errors and Runs
-   tabs of every spreadsheet the flow wrote;
+3. write the destinations: first every spreadsheet destination is read and
+   planned through the sheet engine, then each spreadsheet's planned writes are
+   checked against its limits together, then applied; then the other
+   destinations (http) are written, in the flow's order. The Errors and Runs
+   tabs of every spreadsheet the flow writes come last;
 4. commit each spreadsheet, then store the canonical records, the written keys,
    the error records and the run's counts in the state store.
+
+A spreadsheet's limits (Google Sheets: 10 million cells across all tabs;
+.xlsx: Excel's rows and columns per worksheet) are checked for all the flow's
+writes to it at once, Errors and Runs tabs included, before the first write.
+When they would be passed, no data tab of that spreadsheet is written: each of
+its destinations with changes gets a ``limit_exceeded`` error record, the
+run's warnings and message say so, the written keys of those tabs stay as they
+were, and the Errors and Runs tabs are still written. A single value over the
+cell's text limit is an error record of its row, found while planning.
 
 A failure of the run itself (a source that cannot be read, a spreadsheet that
 cannot be saved) marks the run ``failed`` and is reported; it never loses the
@@ -36,7 +48,8 @@ canonical records stored for the entity:
 
 The incremental cursor moves only when every destination wrote every record
 of the run. A write problem of any destination (an http create that failed
-after its retries, a key column missing from a tab) keeps the stored cursor,
+after its retries, a key column missing from a tab, a spreadsheet whose limits
+rejected the run's writes) keeps the stored cursor,
 so the next run reads those records again. Records that failed mapping do not
 hold it back, because their error records keep the source record for
 ``retry``.
@@ -64,8 +77,8 @@ from runtime.mapping import MappingProblem
 from runtime.pipeline import ErrorRecord, FlowPipeline, MappedBatch, aggregate
 from runtime.references import UnresolvedReference, resolve
 from runtime.sheets.base import BackendError, LimitExceeded, SheetBackend
-from runtime.sheets.engine import canonical_key, plan_tab_sync, serial_as
-from runtime.sheets.tabs import append_run_row, sync_errors_tab
+from runtime.sheets.engine import TabSync, canonical_key, plan_tab_sync, serial_as
+from runtime.sheets.tabs import append_run_row, check_run_limits, sync_errors_tab
 from runtime.sheets.xlsx import XlsxBackend
 from runtime.sources import read_source
 from runtime.sources.base import SourceContext, SourceError, SourceUnavailable
@@ -118,6 +131,24 @@ def _column_letters(index: int) -> str:
         index, remainder = divmod(index - 1, 26)
         letters = chr(65 + remainder) + letters
     return letters
+
+
+@dataclass
+class PlannedTab:
+    """One spreadsheet destination, read and planned but not written yet."""
+
+    destination: Any
+    system: SystemPlan
+    backend: SheetBackend
+    sync: TabSync
+    # The keys of the rows syncplan owned in the tab before the run.
+    owned: set[str]
+    # The keys of records that failed mapping, whose rows mirror keeps.
+    protected: set[str]
+
+    @property
+    def label(self) -> str:
+        return f"{self.system.id}/{self.destination.object}"
 
 
 @dataclass
@@ -328,19 +359,34 @@ class PlanRunner:
         written: list[tuple[str, str, set[str]]] = []
         earlier: dict[str, dict[str, str]] = {}
         errors_before_writes = len(batch.errors)
+        # Plan every spreadsheet destination, so that each spreadsheet's limits are
+        # checked for all of the run's writes before the first of them.
+        planned: list[PlannedTab] = []
+        for destination in flow.destinations:
+            system = self.plan.systems[destination.system]
+            if system.kind != "sheets":
+                continue
+            backend = self._backend(system)
+            touched[system.id] = backend
+            planned.append(self._plan_destination(flow, destination, system, backend,
+                                                  records, batch, result))
+            result.destinations.append(f"{destination.system}/{destination.object}"
+                                       f" ({backend.location()})")
+        rejected = self._check_limits(flow, planned, batch, result)
+        if not self.dry_run:
+            for tab in planned:
+                if tab.system.id in rejected:
+                    keys = self._reject_destination(flow, tab,
+                                                    rejected[tab.system.id], batch,
+                                                    result)
+                else:
+                    keys = self._apply_destination(flow, tab, batch, result)
+                written.append((tab.system.id, tab.destination.object, keys))
         for destination in flow.destinations:
             system = self.plan.systems[destination.system]
             if system.kind != "sheets":
                 self._write_other(flow, destination, system, run_id, started, batch,
                                   result, earlier)
-                continue
-            backend = self._backend(system)
-            touched[system.id] = backend
-            keys = self._write_destination(flow, destination, system, backend, records,
-                                           batch, result)
-            written.append((system.id, destination.object, keys))
-            result.destinations.append(f"{destination.system}/{destination.object}"
-                                       f" ({backend.location()})")
         write_failures = len(batch.errors) - errors_before_writes
         entity = self.plan.entity(flow.map.entity)
         if self.dry_run:
@@ -579,10 +625,11 @@ class PlanRunner:
             " installed backend accepts it as a spreadsheet id or URL; give a path"
             " ending in .xlsx, or install the Google Sheets backend")
 
-    def _write_destination(self, flow: FlowPlan, destination: Any, system: SystemPlan,
-                           backend: SheetBackend, records: list[dict[str, Any]],
-                           batch: MappedBatch, result: FlowResult) -> set[str]:
-        """Write one destination; return the keys of the rows syncplan now owns there."""
+    def _plan_destination(self, flow: FlowPlan, destination: Any,
+                          system: SystemPlan, backend: SheetBackend,
+                          records: list[dict[str, Any]], batch: MappedBatch,
+                          result: FlowResult) -> PlannedTab:
+        """Read a destination's tab and plan its sync; add the preview to ``result``."""
         entity = self.plan.entity(flow.map.entity)
         types = {f.name: f.type for f in entity.fields}
         timezone = system.settings.get("timezone", "UTC")
@@ -603,28 +650,104 @@ class PlanRunner:
                              mode=mode, key=destination.key,
                              owned_keys=owned - protected, timezone=timezone,
                              max_cell_chars=backend.max_cell_chars)
-        result.previews.append(Preview(f"{system.id}/{destination.object}",
-                                       sync.created, sync.updated, sync.unchanged,
-                                       sync.deleted, _changed_cells(grid, sync)))
+        tab = PlannedTab(destination, system, backend, sync, set(owned), protected)
+        result.previews.append(Preview(tab.label, sync.created, sync.updated,
+                                       sync.unchanged, sync.deleted,
+                                       _changed_cells(grid, sync)))
+        return tab
+
+    def _check_limits(self, flow: FlowPlan, planned: list[PlannedTab],
+                      batch: MappedBatch,
+                      result: FlowResult) -> dict[str, LimitExceeded]:
+        """Check each spreadsheet's planned writes at once; return rejections by system.
+
+        The Errors tab is counted with every error row known so far. Errors of
+        the http destinations, written later, are not known yet, and the Errors
+        tab's own write checks them. A dry run checks too (it sends no request
+        once the tabs are read), so that a preview warns of a rejection.
+        """
+        error_count = len(batch.errors) + sum(len(tab.sync.errors) for tab in planned)
+        if self._retry_input is not None:
+            error_count += len(self._retry_input[1])
+        by_system: dict[str, list[PlannedTab]] = {}
+        for tab in planned:
+            by_system.setdefault(tab.system.id, []).append(tab)
+        rejected: dict[str, LimitExceeded] = {}
+        for system_id, tabs in by_system.items():
+            writes = {tab.destination.object: tab.sync.changes for tab in tabs
+                      if not tab.sync.changes.is_empty()}
+            if not writes:
+                continue
+            try:
+                check_run_limits(tabs[0].backend, writes, error_count=error_count)
+            except LimitExceeded as exc:
+                rejected[system_id] = exc
+                self._report_rejection(flow, system_id, tabs[0].backend, list(writes),
+                                       exc, result)
+                if self.dry_run:
+                    batch.errors.extend(
+                        ErrorRecord(flow.id, exc.code, str(exc),
+                                    position=f"{system_id}/{name}") for name in writes)
+        return rejected
+
+    def _report_rejection(self, flow: FlowPlan, system_id: str, backend: SheetBackend,
+                          tabs: list[str], exc: LimitExceeded,
+                          result: FlowResult) -> None:
+        """Report in the run's warnings and message that tabs were not written."""
+        plural = len(tabs) > 1
         if self.dry_run:
-            return set(owned)
+            verb = "would not be written"
+        else:
+            verb = "were not written" if plural else "was not written"
+        listed = ", ".join(repr(tab) for tab in tabs)
+        text = (f"{system_id}: tab{'s' if plural else ''} {listed} of"
+                f" {backend.location()} {verb}, because {exc}")
+        self._warnings.append(text)
+        if result.message is None:
+            result.message = text
+        logger.warning("flow %s: %s", flow.id, text)
+
+    def _apply_destination(self, flow: FlowPlan, tab: PlannedTab, batch: MappedBatch,
+                           result: FlowResult) -> set[str]:
+        """Write a planned destination; return the keys of the rows syncplan owns."""
+        sync = tab.sync
         if not sync.changes.is_empty():
             try:
-                backend.apply(destination.object, sync.changes)
+                tab.backend.apply(tab.destination.object, sync.changes)
             except LimitExceeded as exc:
-                batch.errors.append(ErrorRecord(flow.id, "limit_exceeded", str(exc),
-                                                position=f"{system.id}/"
-                                                f"{destination.object}"))
-                return set(owned)
-        for problem in sync.errors:
-            batch.errors.append(ErrorRecord(flow.id, problem.code, problem.message,
-                                            problem.key, problem.field, problem.raw,
-                                            f"{system.id}/{destination.object}"))
+                # The run's check passed, so another writer grew the spreadsheet
+                # in between, or a backend checks more than its check_limits does.
+                self._report_rejection(flow, tab.system.id, tab.backend,
+                                       [tab.destination.object], exc, result)
+                return self._reject_destination(flow, tab, exc, batch, result)
+        self._add_row_problems(flow, tab, batch)
         result.created += sync.created
         result.updated += sync.updated
         result.unchanged += sync.unchanged
         result.deleted += sync.deleted
-        return set(sync.written_keys) | (protected & owned)
+        return set(sync.written_keys) | (tab.protected & tab.owned)
+
+    def _reject_destination(self, flow: FlowPlan, tab: PlannedTab, exc: LimitExceeded,
+                            batch: MappedBatch, result: FlowResult) -> set[str]:
+        """Record that a destination's writes were rejected; return the keys it owned.
+
+        A tab without changes was not part of the rejected writes, so it counts
+        as synced. The others keep their owned keys, so that the next mirror run
+        deletes what this one would have.
+        """
+        if tab.sync.changes.is_empty():
+            return self._apply_destination(flow, tab, batch, result)
+        batch.errors.append(ErrorRecord(flow.id, exc.code, str(exc),
+                                        position=tab.label))
+        self._add_row_problems(flow, tab, batch)
+        return set(tab.owned)
+
+    def _add_row_problems(self, flow: FlowPlan, tab: PlannedTab,
+                          batch: MappedBatch) -> None:
+        for problem in tab.sync.errors:
+            batch.errors.append(ErrorRecord(flow.id, problem.code, problem.message,
+                                            problem.key, problem.field, problem.raw,
+                                            tab.label))
 
     def _mirror_guard(self, destination: Any, types: dict[str, str], timezone: str,
                       batch: MappedBatch) -> tuple[str | None, set[str]]:
@@ -723,5 +846,5 @@ class PlanRunner:
             "run_id": run_id, "flow": flow.id, "started": started,
             "finished": finished, "status": "succeeded",
             **{k: v for k, v in result.counts().items() if k != "filtered"},
-            "seconds": round(result.seconds, 3),
+            "seconds": round(result.seconds, 3), "message": result.message,
         }, timezone=zone)
