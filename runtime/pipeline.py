@@ -40,15 +40,21 @@ def key_string(values: Iterable[Any]) -> str:
 
 
 def error_id(flow: str, record_key: str | None, field_name: str | None, code: str,
-             raw: Any, position: str | None = None) -> str:
+             raw: Any, position: str | None = None,
+             destination: str | None = None) -> str:
     """Return an id that is the same each time the same problem recurs.
 
     A problem with no record key (a filter that fails, a broken row) is told apart
-    by where it is, so two such rows are two errors, not one.
+    by where it is, so two such rows are two errors, not one. A problem that a
+    destination reported is told apart by that destination, so the same value
+    refused by two tabs is two errors.
     """
     where = "" if record_key else (position or "")
-    text = "\x1f".join([flow, record_key or "", field_name or "", code,
-                        _short_raw(raw) or "", where])
+    parts = [flow, record_key or "", field_name or "", code, _short_raw(raw) or "",
+             where]
+    if destination:
+        parts.append(destination)
+    text = "\x1f".join(parts)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
 
 
@@ -71,12 +77,14 @@ class ErrorRecord:
     raw: Any = None
     position: str | None = None
     record: Mapping[str, Any] | None = None
+    destination: str | None = None
+    """The label (``system/object``) of the destination that reported it."""
 
     def as_row(self) -> dict[str, Any]:
         raw = _short_raw(self.raw)
         return {
             "error_id": error_id(self.flow, self.record_key, self.field, self.code,
-                                 raw, self.position),
+                                 raw, self.position, self.destination),
             "flow": self.flow,
             "record_key": self.record_key,
             "field": self.field,

@@ -747,7 +747,7 @@ class PlanRunner:
         for problem in tab.sync.errors:
             batch.errors.append(ErrorRecord(flow.id, problem.code, problem.message,
                                             problem.key, problem.field, problem.raw,
-                                            tab.label))
+                                            tab.label, destination=tab.label))
 
     def _mirror_guard(self, destination: Any, types: dict[str, str], timezone: str,
                       batch: MappedBatch) -> tuple[str | None, set[str]]:
@@ -789,9 +789,10 @@ class PlanRunner:
         written = factory(self._resolved_system(system), self.root).write(
             flow, destination, list(batch.records.items()), context)
         for problem in written.problems:
+            label = destination_label(destination)
             batch.errors.append(ErrorRecord(flow.id, problem.code, problem.message,
                                             problem.key, problem.field, problem.raw,
-                                            destination_label(destination)))
+                                            label, destination=label))
         earlier[destination_label(destination)] = written.ids
         result.previews.append(Preview(destination_label(destination),
                                        written.created, written.updated,

@@ -341,6 +341,8 @@ def plan_command(path: Path, flows: tuple[str, ...], state_path: Path | None,
                        f" unchanged, {preview.deleted} to delete")
             for cell, old, new in preview.changed_cells:
                 click.echo(f"  {cell}: {old!r} -> {new!r}")
+        for warning in result.warnings:
+            click.echo(f"{result.flow}: warning: {warning}", err=True)
         if result.errors:
             click.echo(f"{result.flow}: {len(result.errors)} record error(s) would be"
                        " reported", err=True)

@@ -575,8 +575,9 @@ def test_run_over_cell_limit_writes_nothing(tmp_path: Path, emulator: SheetsEmul
     assert error["code"] == "limit_exceeded"
     assert error["position"] == "report/Data"
     assert error["message"] == (
-        "writing tab 'Data' would take the spreadsheet to 10,005,003 cells, over"
-        " Google Sheets' limit of 10,000,000; nothing was written. Delete unused tabs,"
+        "writing tabs 'Data', 'Errors', 'Runs' would take the spreadsheet to"
+        " 10,005,040 cells, over Google Sheets' limit of 10,000,000; nothing was"
+        " written. Delete unused tabs,"
         " rows or columns, or write to another spreadsheet")
     assert errors_tab(project) == expected_errors(result)
     assert emulator.spreadsheet(spreadsheet).sheet_by_title("Big").cells == {}

@@ -140,12 +140,7 @@ def codes_by_place(result: FlowResult) -> list[tuple[str, str]]:
 
 
 def errors_by_id(result: FlowResult) -> dict[str, str]:
-    """Return the code of each error id of a run, as the Errors tab contains them.
-
-    NOTE: a row problem of one record at two destinations has one error id (the
-    id leaves the position out when the record key is known), so the Errors tab
-    gives it one row.
-    """
+    """Return the code of each error id of a run, as the Errors tab contains them."""
     return {error["error_id"]: error["code"] for error in result.errors}
 
 
@@ -253,8 +248,10 @@ def test_google_rejection_in_errors_and_runs(google: GoogleProject) -> None:
     error_id, code, where, message = (header.index(name) for name in (
         "Error ID", "Code", "Where", "Message"))
     assert {row[error_id]: row[code] for row in rows} == errors_by_id(result)
+    # One record's value is too long for both tabs: two errors, one per tab.
     assert sorted(row[code] for row in rows) == [
-        "cell_too_long", "invalid_date", "limit_exceeded", "limit_exceeded"]
+        "cell_too_long", "cell_too_long", "invalid_date", "limit_exceeded",
+        "limit_exceeded"]
     limits = [row for row in rows if row[code] == "limit_exceeded"]
     assert sorted(row[where] for row in limits) == ["report/Alpha", "report/Beta"]
     assert {row[message] for row in limits} == {
@@ -445,3 +442,15 @@ def test_xlsx_apply_rejection_keeps_row_problems(
     assert result.message.startswith("report: tab 'Beta' of ")
     assert " was not written, because Tab 'Beta' " in result.message
     assert xlsx.cursor() is None
+
+
+def test_plan_command_prints_rejection(xlsx: Project) -> None:
+    path = xlsx.root / "out.xlsx"
+    before = path.read_bytes()
+
+    done = CliRunner().invoke(cli, ["plan", str(xlsx.root)])
+
+    assert done.exit_code == 0, done.output
+    assert "people: warning: " in done.stderr
+    assert "over Excel's limit" in done.stderr
+    assert path.read_bytes() == before
