@@ -46,8 +46,8 @@ def error_id(flow: str, record_key: str | None, field_name: str | None, code: st
 
     A problem with no record key (a filter that fails, a broken row) is told apart
     by where it is, so two such rows are two errors, not one. A problem that a
-    destination reported is told apart by that destination, so the same value
-    refused by two tabs is two errors.
+    destination reported includes that destination, so the same value rejected
+    by two tabs is two errors.
     """
     where = "" if record_key else (position or "")
     parts = [flow, record_key or "", field_name or "", code, _short_raw(raw) or "",
