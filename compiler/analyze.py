@@ -922,6 +922,11 @@ class Analyzer:
                 written = [key_field, *written]
         columns_spec = spec.get("columns", {})
         for field_name in columns_spec:
+            if (field_name not in written and "fields" not in spec
+                    and self.dropped.may_define_field(entity.id, field_name)):
+                # Written by default, but its definition has a reported error.
+                ok = False
+                continue
             if field_name not in written:
                 self.error("E203", f"columns names {field_name!r}, which this"
                            " destination does not write", f"{pointer}/columns/"

@@ -10,6 +10,7 @@ its raw definition names.
 from __future__ import annotations
 
 import logging
+import shutil
 from pathlib import Path
 
 import pytest
@@ -140,6 +141,42 @@ def test_dropped_key_field_keeps_others_checked(tmp_path: Path) -> None:
     text = edit("id: {type: string, owner: crm}", "id: {type: strin, owner: crm}")
     text = edit("source: {system: crm}", "source: {system: crm, stream: row}", text)
     assert found(tmp_path, text) == [("E104", 9, 18), ("E204", 13, 35)]
+
+
+AGENCY = Path(__file__).resolve().parents[1] / "examples" / "agency"
+
+
+@pytest.mark.parametrize(("broken", "code"), [
+    ("monthly_budget_hours: {type: decimel,", "E104"),
+    ("monthly_budget_hours: {type: decimal, owner: client_list, scale: \"one\",",
+     "E101"),
+])
+def test_dropped_field_in_destination_columns(tmp_path: Path, broken: str,
+                                              code: str) -> None:
+    # The Clients tab's columns name the field; it exists, only its definition
+    # is wrong, so the schema error is the only diagnostic.
+    project = tmp_path / "agency"
+    shutil.copytree(AGENCY, project)
+    entities = project / "entities.yaml"
+    text = entities.read_text(encoding="utf-8")
+    good = ("monthly_budget_hours: {type: decimal, owner: client_list, scale: 1,"
+            if code == "E101" else "monthly_budget_hours: {type: decimal,")
+    entities.write_text(edit(good, broken, text), encoding="utf-8")
+
+    result = compile_project(project)
+
+    assert [(d.code, d.file, d.pointer.rsplit("/", 1)[-1])
+            for d in result.diagnostics] == [
+        (code, "entities.yaml", "type" if code == "E104" else "scale")]
+
+
+def test_dropped_field_in_columns_not_written(tmp_path: Path) -> None:
+    # An explicit 'fields' list without the broken field: its column is a real
+    # error, whatever the field's definition.
+    text = edit("name: {type: string, owner: crm}", "name: {type: text, owner: crm}")
+    text = edit("mode: upsert}]", "mode: upsert, fields: [id],"
+                " columns: {name: Name}}]", text)
+    assert [code for code, _, _ in found(tmp_path, text)] == ["E104", "E203"]
 
 
 def test_unknown_name_still_reported_beside_dropped(tmp_path: Path) -> None:
