@@ -570,6 +570,92 @@ def test_invalid_encoding_keeps_events(tmp_path: Path) -> None:
     assert _records(declared)[0]["summary"] == "Café"
 
 
+_HEAD = "BEGIN:VCALENDAR\nVERSION:2.0\nPRODID:-//tests//EN\n"
+
+
+def _event(uid: str, day: int) -> str:
+    return (
+        f"BEGIN:VEVENT\nUID:{uid}\nDTSTART:202611{day:02d}T100000Z\n"
+        f"DTEND:202611{day:02d}T110000Z\nSUMMARY:{uid}\nEND:VEVENT\n"
+    )
+
+
+def _read_text(tmp_path: Path, text: str) -> list[SourceRecord | SourceError]:
+    (tmp_path / "cut.ics").write_text(text, encoding="utf-8")
+    return _read(base_dir=tmp_path, path="cut.ics")
+
+
+def test_missing_end_vcalendar_is_truncation(tmp_path: Path) -> None:
+    items = _read_text(tmp_path, _HEAD + _event("a", 2) + _event("b", 3))
+    assert [r["uid"] for r in _records(items)] == ["a", "b"]
+    errors = _errors(items)
+    assert [error.code for error in errors] == ["ics_truncated"]
+    assert errors[0].scope == "record"
+    assert errors[0].position == "cut.ics:15"
+    assert errors[0].message == (
+        "the file ends at line 15 without END:VCALENDAR (BEGIN:VCALENDAR is at "
+        "line 1), so it is probably cut off and events after line 15 may be "
+        "missing; copy or export the whole calendar again"
+    )
+
+
+def test_cut_inside_event_reports_event_and_file(tmp_path: Path) -> None:
+    items = _read_text(tmp_path, _HEAD + _event("a", 2) + "BEGIN:VEVENT\nUID:b\n")
+    assert [r["uid"] for r in _records(items)] == ["a"]
+    errors = {error.code: error for error in _errors(items)}
+    assert sorted(errors) == ["ics_invalid_event", "ics_truncated"]
+    assert errors["ics_truncated"].scope == "record"
+    assert errors["ics_invalid_event"].key == "b"
+    assert "END:VEVENT" in errors["ics_invalid_event"].message
+
+
+def test_unclosed_calendar_before_next_one(tmp_path: Path) -> None:
+    text = _HEAD + _event("a", 2) + _HEAD + _event("b", 3) + "END:VCALENDAR\n"
+    items = _read_text(tmp_path, text)
+    assert [r["uid"] for r in _records(items)] == ["a", "b"]
+    errors = _errors(items)
+    assert [error.code for error in errors] == ["ics_truncated"]
+    assert errors[0].scope == "record"
+    assert errors[0].position == "cut.ics:10"
+    assert "BEGIN:VCALENDAR at line 1 has no END:VCALENDAR" in errors[0].message
+
+
+def test_end_without_begin_is_unbalanced(tmp_path: Path) -> None:
+    # A misspelt BEGIN line: the event's lines are not read as an event.
+    broken = _event("b", 3).replace("BEGIN:VEVENT", "BEGIN:VEVNT")
+    text = _HEAD + _event("a", 2) + broken + _event("c", 4) + "END:VCALENDAR\n"
+    items = _read_text(tmp_path, text)
+    assert [r["uid"] for r in _records(items)] == ["a"]
+    errors = _errors(items)
+    assert [error.code for error in errors] == ["ics_unbalanced"] * 2
+    assert all(error.scope == "record" for error in errors)
+    assert errors[0].message.startswith(
+        "END:VEVENT at line 15 has no matching BEGIN:VEVENT"
+    )
+    assert errors[1].message.startswith(
+        "BEGIN:VEVNT at line 10 has no END:VEVNT before END:VCALENDAR at line 22"
+    )
+
+
+def test_unclosed_component_hides_events(tmp_path: Path) -> None:
+    text = _HEAD + "BEGIN:VTODO\nUID:t\n" + _event("a", 2) + "END:VCALENDAR\n"
+    items = _read_text(tmp_path, text)
+    assert _records(items) == []
+    errors = _errors(items)
+    assert [error.code for error in errors] == ["ics_unbalanced"]
+    assert errors[0].position == "cut.ics:4"
+    assert "the events between those lines were not read" in errors[0].message
+
+
+def test_balanced_nested_components_report_nothing(tmp_path: Path) -> None:
+    alarm = "BEGIN:VALARM\nACTION:DISPLAY\nTRIGGER:-PT5M\nEND:VALARM\n"
+    todo = "BEGIN:VTODO\nUID:t\n" + alarm + "END:VTODO\n"
+    event = _event("a", 2).replace("END:VEVENT", alarm + "END:VEVENT")
+    items = _read_text(tmp_path, _HEAD + todo + event + "END:VCALENDAR\n")
+    assert _errors(items) == []
+    assert [r["uid"] for r in _records(items)] == ["a"]
+
+
 def test_not_a_calendar_is_unreadable() -> None:
     items = _read(path="not_a_calendar.ics")
     assert len(items) == 1

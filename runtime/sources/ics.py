@@ -45,7 +45,13 @@ Errors: a VEVENT that cannot be used (no DTSTART, an invalid date or rule, an
 unknown TZID, a rule that fails to expand) becomes a ``SourceError`` with code
 ``ics_invalid_event``, and the events of every other UID still arrive. A file that
 is not an iCalendar file yields one ``ics_unreadable`` error of scope ``"source"``,
-which fails the run (see ``runtime.sources.base``). Errors about input whose
+which fails the run (see ``runtime.sources.base``). A file that looks cut off
+(it ends before END:VCALENDAR, or a calendar is not closed before the next
+BEGIN:VCALENDAR) yields ``ics_truncated``, and BEGIN and END lines that do not
+pair up (an END without its BEGIN, a component directly inside the calendar
+closed by an outer END) yield ``ics_unbalanced``. Both have scope ``"record"``,
+so the events read still arrive, but no mirror destination deletes rows in that
+run, because other events may be missing. Errors about input whose
 events still arrive (``ics_invalid_line``, ``ics_duplicate_event``,
 ``ics_invalid_encoding``) have scope ``"note"``. A missing file raises
 ``SourceUnavailable``.
@@ -121,12 +127,22 @@ class _Block:
 
 
 @dataclass(slots=True)
+class _Imbalance:
+    """A BEGIN or END line that shows events may be missing from the file."""
+
+    line: int
+    code: str
+    message: str
+
+
+@dataclass(slots=True)
 class _Scan:
     """The components found in the file and the calendar-level facts."""
 
     blocks: list[_Block] = field(default_factory=list)
     calendars: int = 0
     calscale: str | None = None
+    imbalances: list[_Imbalance] = field(default_factory=list)
 
 
 @dataclass(slots=True)
@@ -204,6 +220,12 @@ def read(
     if file_error is not None:
         yield file_error
         return
+    for imbalance in scan.imbalances:
+        yield SourceError(
+            position=f"{label}:{imbalance.line}",
+            code=imbalance.code,
+            message=imbalance.message,
+        )
 
     reading = _Reading(
         label=label,
@@ -331,39 +353,51 @@ def _scan_blocks(lines: list[str]) -> _Scan:
     """Split the file into VEVENT and VTIMEZONE blocks, keeping line numbers.
 
     Each block is parsed on its own later, so one broken block cannot make the
-    parser reject the whole file.
+    parser reject the whole file. BEGIN and END lines outside a block that do
+    not pair up go to ``imbalances``, because events around them may be lost.
+    Inside a block, the block's own parse judges them.
     """
     scan = _Scan()
-    stack: list[str] = []
+    # The open components, outermost first, each with the line of its BEGIN.
+    stack: list[tuple[str, int]] = []
     current: _Block | None = None
+    last_line = 0
     for number, raw_line in enumerate(lines, start=1):
         line = raw_line.rstrip("\r")
+        if line.strip():
+            last_line = number
         if line[:1] in (" ", "\t"):
             if current is not None:
                 current.lines.append(line)
             continue
         upper = line.upper()
+        at_top = len(stack) == 1 and stack[0][0] == "VCALENDAR"
         if upper.startswith("BEGIN:"):
             name = upper[6:].strip()
             if current is not None and name in ("VEVENT", "VTIMEZONE", "VCALENDAR"):
                 # A new top-level component starts inside an unterminated one.
                 current, stack = None, stack[:1]
+                at_top = True
             if name == "VCALENDAR":
+                if stack:
+                    scan.imbalances.append(_unclosed_calendar(*stack[0], number))
                 stack = []
                 scan.calendars += 1
-            elif stack == ["VCALENDAR"] and name in ("VEVENT", "VTIMEZONE"):
+            elif at_top and name in ("VEVENT", "VTIMEZONE"):
                 current = _Block(name, number, [])
                 scan.blocks.append(current)
-            stack.append(name)
+            stack.append((name, number))
         elif upper.startswith("END:"):
             name = upper[4:].strip()
-            if name not in stack:
-                logger.debug(
-                    "line %d: %r without a matching BEGIN, ignored", number, line
-                )
+            if name not in (open_name for open_name, _ in stack):
+                scan.imbalances.append(_unmatched_end(name, number))
                 continue
-            while stack[-1] != name:
-                stack.pop()
+            while stack[-1][0] != name:
+                open_name, begin_line = stack.pop()
+                if current is None and len(stack) == 1:
+                    scan.imbalances.append(
+                        _unclosed_component(open_name, begin_line, name, number)
+                    )
             stack.pop()
             if current is not None and not stack:
                 # END:VCALENDAR closed the calendar before the block's own END.
@@ -374,11 +408,66 @@ def _scan_blocks(lines: list[str]) -> _Scan:
                     current.complete = name == current.name
                     current = None
             continue
-        elif stack == ["VCALENDAR"] and upper.startswith("CALSCALE:"):
+        elif at_top and upper.startswith("CALSCALE:"):
             scan.calscale = upper[9:].strip()
         if current is not None:
             current.lines.append(line)
+    if stack:
+        scan.imbalances.append(_truncated_end(*stack[0], last_line))
     return scan
+
+
+_RECOVERY = "copy or export the whole calendar again"
+
+
+def _truncated_end(name: str, begin_line: int, last_line: int) -> _Imbalance:
+    return _Imbalance(
+        line=last_line,
+        code="ics_truncated",
+        message=(
+            f"the file ends at line {last_line} without END:{name} (BEGIN:{name} is "
+            f"at line {begin_line}), so it is probably cut off and events after "
+            f"line {last_line} may be missing; {_RECOVERY}"
+        ),
+    )
+
+
+def _unclosed_calendar(name: str, begin_line: int, next_line: int) -> _Imbalance:
+    return _Imbalance(
+        line=next_line,
+        code="ics_truncated",
+        message=(
+            f"BEGIN:{name} at line {begin_line} has no END:{name} before the next "
+            f"BEGIN:VCALENDAR at line {next_line}, so the file is probably cut off "
+            f"there and events before line {next_line} may be missing; {_RECOVERY}"
+        ),
+    )
+
+
+def _unmatched_end(name: str, line: int) -> _Imbalance:
+    return _Imbalance(
+        line=line,
+        code="ics_unbalanced",
+        message=(
+            f"END:{name} at line {line} has no matching BEGIN:{name}, so a "
+            f"component before it is probably damaged and its events may be "
+            f"missing; fix the BEGIN line or {_RECOVERY}"
+        ),
+    )
+
+
+def _unclosed_component(
+    name: str, begin_line: int, closer: str, line: int
+) -> _Imbalance:
+    return _Imbalance(
+        line=begin_line,
+        code="ics_unbalanced",
+        message=(
+            f"BEGIN:{name} at line {begin_line} has no END:{name} before "
+            f"END:{closer} at line {line}, so the events between those lines were "
+            f"not read; add the missing END:{name} line or {_RECOVERY}"
+        ),
+    )
 
 
 def _unfolded(block: _Block) -> list[str]:
