@@ -13,6 +13,7 @@ import dataclasses
 import json
 import logging
 import os
+import shlex
 import shutil
 import signal
 import sqlite3
@@ -148,7 +149,8 @@ def validate(path: Path, output_format: str) -> None:
 @cli.command(name="compile")
 @click.argument("path", type=click.Path(path_type=Path))
 @click.option("-o", "--output", type=click.Path(path_type=Path, dir_okay=False),
-              help="Write the plan to this file instead of standard output.")
+              help="Write the plan to this file instead of standard output; its"
+              " folder must exist.")
 def compile_command(path: Path, output: Path | None) -> None:
     """Compile the spec project at PATH into a plan (JSON)."""
     plan, _root = _compile_or_exit(path)
@@ -156,34 +158,78 @@ def compile_command(path: Path, output: Path | None) -> None:
     if output is None:
         click.echo(text, nl=False)
         return
+    # A missing folder is an error, not created: it is most often a typo.
+    _check_parent_folder(output, "--output")
     try:
-        output.parent.mkdir(parents=True, exist_ok=True)
         output.write_text(text, encoding="utf-8")
     except OSError as exc:
         raise UserError(f"cannot write the plan to {str(output)!r}:"
-                        f" {exc.strerror or exc}") from None
+                        f" {_write_problem(exc, output)}") from None
     click.echo(f"wrote {output} ({PLAN_FORMAT}, {len(plan.flows)} flow(s))", err=True)
 
 
 @cli.command()
 @click.option("--out", "out_dir", type=click.Path(path_type=Path, file_okay=False),
               help="Write the schema files into this folder instead of printing"
-              " them.")
+              " them. The folder is created if missing, but its parent folder"
+              " must exist.")
 def schema(out_dir: Path | None) -> None:
     """Print every JSON Schema as one object keyed by file name, or write the files."""
     if out_dir is None:
         bundle = {name: schemas.load_schema(name) for name in schemas.ALL_SCHEMAS}
         click.echo(json.dumps(bundle, indent=2, sort_keys=True))
         return
+    # Creating the folder itself saves a step; creating its parents would hide
+    # a typo in the path.
+    _check_parent_folder(out_dir, "--out")
     try:
-        out_dir.mkdir(parents=True, exist_ok=True)
+        out_dir.mkdir(exist_ok=True)
         for name in schemas.ALL_SCHEMAS:
             (out_dir / name).write_text(schemas.schema_text(name), encoding="utf-8")
+    except FileExistsError:
+        raise UserError(f"cannot write schemas into {str(out_dir)!r}: it exists and"
+                        " is not a folder; pass --out a folder path") from None
     except OSError as exc:
         raise UserError(f"cannot write schemas into {str(out_dir)!r}:"
-                        f" {exc.strerror or exc}") from None
+                        f" {_write_problem(exc, out_dir)}") from None
     click.echo(f"wrote {len(schemas.ALL_SCHEMAS)} schema files into {out_dir}",
                err=True)
+
+
+def _check_parent_folder(path: Path, option: str) -> None:
+    """Raise a ``UserError`` unless the folder that will contain ``path`` exists."""
+    parent = path.parent
+    if parent.is_dir():
+        return
+    blocker = _first_non_folder(parent)
+    if blocker is not None:
+        raise UserError(f"cannot write {str(path)!r}: {str(blocker)!r} is a file,"
+                        f" not a folder; pass {option} a path inside a folder")
+    raise UserError(f"cannot write {str(path)!r}: the folder {str(parent)!r} does"
+                    f" not exist; create it first (mkdir -p {shlex.quote(str(parent))})"
+                    f" or correct the {option} path")
+
+
+def _first_non_folder(path: Path) -> Path | None:
+    """Return the first existing ancestor of ``path`` (or itself) that is not a folder."""
+    for candidate in reversed([path, *path.parents]):
+        if candidate.exists() and not candidate.is_dir():
+            return candidate
+    return None
+
+
+def _write_problem(exc: OSError, path: Path) -> str:
+    """Describe why writing ``path`` failed, with what to do about it."""
+    if isinstance(exc, PermissionError):
+        return ("permission denied; choose a folder you can write to, or change"
+                " the permissions")
+    if isinstance(exc, IsADirectoryError):
+        return "it is a folder; pass a file name inside it"
+    if isinstance(exc, NotADirectoryError):
+        blocker = _first_non_folder(path)
+        where = f"{str(blocker)!r} is" if blocker is not None else "a part of it is"
+        return f"{where} a file, not a folder; pass a path inside a folder"
+    return str(exc.strerror or exc)
 
 
 class _Progress:

@@ -14,9 +14,11 @@ import sys
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
 import schemas
 from compiler import compile_project, load_plan, plan_json
+from sheets_addon.cli import cli
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLE = REPO / "examples" / "agency"
@@ -206,6 +208,7 @@ def test_usage_error_exits_two(args: tuple[str, ...], message: str) -> None:
 # --- compile ---------------------------------------------------------------------
 
 def test_compile_to_file(tmp_path: Path) -> None:
+    (tmp_path / "plans").mkdir()
     output = tmp_path / "plans" / "agency.plan.json"
     completed = syncplan("compile", EXAMPLE, "-o", output)
     assert completed.returncode == 0
@@ -250,12 +253,51 @@ def test_compile_missing_path(tmp_path: Path) -> None:
     assert "does not exist" in completed.stderr
 
 
-def test_compile_output_unwritable(tmp_path: Path) -> None:
+def test_compile_output_under_file(tmp_path: Path) -> None:
     blocker = tmp_path / "file"
     blocker.write_text("", encoding="utf-8")
     completed = syncplan("compile", EXAMPLE, "-o", blocker / "plan.json")
     assert completed.returncode == 1
-    assert "cannot write the plan" in completed.stderr
+    assert f"{str(blocker)!r} is a file, not a folder" in completed.stderr
+    assert "File exists" not in completed.stderr
+
+
+def test_compile_output_under_file_deeper(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("", encoding="utf-8")
+    completed = syncplan("compile", EXAMPLE, "-o", blocker / "sub" / "plan.json")
+    assert completed.returncode == 1
+    assert f"{str(blocker)!r} is a file, not a folder" in completed.stderr
+
+
+def test_compile_output_missing_folder(tmp_path: Path) -> None:
+    folder = tmp_path / "typo" / "dir"
+    completed = syncplan("compile", EXAMPLE, "-o", folder / "plan.json")
+    assert completed.returncode == 1
+    assert f"the folder {str(folder)!r} does not exist" in completed.stderr
+    assert "create it first" in completed.stderr
+    assert "wrote" not in completed.stderr
+    assert not (tmp_path / "typo").exists()
+
+
+def test_compile_output_permission_denied(tmp_path: Path,
+                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    # Simulated, because tests may run as root, whom file modes do not stop.
+    def deny(self: Path, *args: object, **kwargs: object) -> None:
+        raise PermissionError(13, "Permission denied", str(self))
+
+    monkeypatch.setattr(Path, "write_text", deny)
+    output = tmp_path / "plan.json"
+    result = CliRunner().invoke(cli, ["compile", str(EXAMPLE), "-o", str(output)])
+    assert result.exit_code == 1
+    assert f"cannot write the plan to {str(output)!r}: permission denied" in (
+        result.stderr)
+
+
+def test_compile_output_is_folder(tmp_path: Path) -> None:
+    completed = syncplan("compile", EXAMPLE, "-o", tmp_path)
+    assert completed.returncode == 2
+    assert "is a directory" in completed.stderr
 
 
 # --- schema ----------------------------------------------------------------------
@@ -280,12 +322,52 @@ def test_schema_out_writes_files(tmp_path: Path) -> None:
     assert f"wrote {len(schemas.ALL_SCHEMAS)} schema files" in completed.stderr
 
 
-def test_schema_out_unwritable(tmp_path: Path) -> None:
+def test_schema_out_under_file(tmp_path: Path) -> None:
     blocker = tmp_path / "file"
     blocker.write_text("", encoding="utf-8")
     completed = syncplan("schema", "--out", blocker / "schemas")
     assert completed.returncode == 1
-    assert "cannot write schemas" in completed.stderr
+    assert f"{str(blocker)!r} is a file, not a folder" in completed.stderr
+
+
+@pytest.mark.skipif(not Path("/dev/null").exists(), reason="needs /dev/null")
+def test_schema_out_is_device() -> None:
+    # click rejects a regular file as --out itself (exit 2), but not a device.
+    completed = syncplan("schema", "--out", "/dev/null")
+    assert completed.returncode == 1
+    assert "cannot write schemas into '/dev/null': it exists and is not a" \
+        " folder" in completed.stderr
+    assert "File exists" not in completed.stderr
+
+
+@pytest.mark.skipif(not Path("/dev/null").exists(), reason="needs /dev/null")
+def test_compile_output_under_device() -> None:
+    completed = syncplan("compile", EXAMPLE, "-o", "/dev/null/plan.json")
+    assert completed.returncode == 1
+    assert "'/dev/null' is a file, not a folder" in completed.stderr
+    assert "File exists" not in completed.stderr
+
+
+def test_schema_out_missing_parent(tmp_path: Path) -> None:
+    parent = tmp_path / "typo"
+    completed = syncplan("schema", "--out", parent / "schemas")
+    assert completed.returncode == 1
+    assert f"the folder {str(parent)!r} does not exist" in completed.stderr
+    assert "create it first" in completed.stderr
+    assert not parent.exists()
+
+
+def test_schema_out_file_name_is_folder(tmp_path: Path) -> None:
+    (tmp_path / schemas.ALL_SCHEMAS[0]).mkdir()
+    completed = syncplan("schema", "--out", tmp_path)
+    assert completed.returncode == 1
+    assert "it is a folder" in completed.stderr
+
+
+def test_schema_help_names_parent_rule() -> None:
+    completed = syncplan("schema", "--help")
+    assert completed.returncode == 0
+    assert "parent folder must exist" in " ".join(completed.stdout.split())
 
 
 def test_validate_names_files_from_working_directory(tmp_path: Path) -> None:
