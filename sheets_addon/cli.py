@@ -487,6 +487,13 @@ def serve(path: Path, host: str, port: int, state_path: Path | None, workers: in
 
     from sheets_addon.server import ServerConfigError, create_app
 
+    if not client_id and not dev_mode:
+        # Checked here rather than left to create_app, so that the message names
+        # this command's options and the exit code is the usage one.
+        raise click.UsageError(
+            "no OAuth client id, so the add-on's Google ID tokens cannot be"
+            " verified; pass --client-id (or set SYNCPLAN_OAUTH_CLIENT_ID), or"
+            " pass --dev to accept API keys only, on a loopback address")
     if dev_mode and host not in LOOPBACK_HOSTS:
         raise UserError(f"--dev binds to loopback only, not {host!r}; drop --host"
                         " or pass --client-id to serve beyond this machine")

@@ -484,3 +484,21 @@ def test_list_flows_last_run_is_latest(client: Client) -> None:
 
     assert after_server == server_run
     assert last_runs(client)["private"]["id"] == "cli-later"
+
+
+def test_serve_without_client_id_is_usage_error(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from click.testing import CliRunner
+
+    from sheets_addon.cli import cli
+
+    monkeypatch.delenv("SYNCPLAN_OAUTH_CLIENT_ID", raising=False)
+    root = write_server_project(tmp_path / "project", gate=False)
+
+    result = CliRunner().invoke(cli, ["serve", str(root), "--port", "0"])
+
+    assert result.exit_code == 2
+    assert "--client-id" in result.stderr
+    assert "SYNCPLAN_OAUTH_CLIENT_ID" in result.stderr
+    assert "--dev" in result.stderr
+    assert not (root / ".syncplan").exists()
