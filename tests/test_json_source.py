@@ -238,7 +238,6 @@ def test_json_non_finite_constants_become_decimal(tmp_path: Path) -> None:
     [
         ('[{"a": 1},\n {"a": 2,}\n]', 2, 10),
         ('{"a": 1', 1, 8),
-        ("", 1, 1),
         ("[1] [2]", 1, 5),
     ],
 )
@@ -255,6 +254,74 @@ def test_json_invalid_document_reported(
     assert error.code == "json_invalid"
     assert error.position == f"doc.json:{line}:{column}"
     assert f"line {line}, column {column}" in error.message
+
+
+def test_json_cut_off_string_message(tmp_path: Path) -> None:
+    document = '{"clients": [\n  {"code": "ACM-001", "name": "Acme Ltd"},\n'
+    document += '  {"code": "GLX-002", "name": "Glob'
+    path = _write(tmp_path, "doc.json", document)
+
+    items = _read_json(tmp_path, path=path)
+
+    assert [item.code for item in items] == ["json_invalid"]
+    assert items[0].position == "doc.json:3:31"
+    assert items[0].message == (
+        "invalid JSON at line 3, column 31: the string that starts here has no "
+        "closing quote before the end of the file, so the file is probably cut "
+        "off; no records were read; copy or export the whole file again"
+    )
+
+
+@pytest.mark.parametrize("document", ["", "\n  \n", "\ufeff"])
+def test_json_empty_file_message(tmp_path: Path, document: str) -> None:
+    path = _write(tmp_path, "doc.json", document)
+
+    items = _read_json(tmp_path, path=path)
+
+    assert [item.code for item in items] == ["json_invalid"]
+    assert items[0].scope == "source"
+    assert items[0].position == "doc.json"
+    assert items[0].message == (
+        "the file is empty, so no records were read; check that the export "
+        "finished and that `path` names the right file"
+    )
+
+
+@pytest.mark.parametrize(
+    ("document", "problem"),
+    [
+        ('[{"a": 1},', "the file ends before the JSON value is complete"),
+        ('[{"a": 1},]', "a comma before ']' is not allowed in JSON"),
+        ('{"a": 1,}', "a comma before '}' is not allowed in JSON"),
+        ('{"a" 1}', "a ':' is expected after the property name"),
+        ('["a\nb"]', "a string contains a control character"),
+        ('["\\q"]', "a string contains an invalid backslash escape"),
+        ('{"a": ]', "a JSON value is expected here"),
+    ],
+)
+def test_json_invalid_messages_read_well(
+    tmp_path: Path, document: str, problem: str
+) -> None:
+    path = _write(tmp_path, "doc.json", document)
+
+    message = _read_json(tmp_path, path=path)[0].message
+
+    assert problem in message
+    assert " at;" not in message
+    assert "Expecting" not in message
+
+
+def test_ndjson_cut_off_line_message(tmp_path: Path) -> None:
+    path = _write(tmp_path, "lines.ndjson", '{"id": 1}\n{"id": 2, "name": "Ac')
+
+    errors = _errors(_read_ndjson(tmp_path, path=path))
+
+    assert [error.code for error in errors] == ["ndjson_invalid"]
+    assert errors[0].message == (
+        "line 2 is not valid JSON at column 19: the string that starts here has no "
+        "closing quote before the end of the line, so the line is probably cut "
+        "off; the other lines are still read"
+    )
 
 
 def test_json_ndjson_file_suggests_kind(tmp_path: Path) -> None:

@@ -35,7 +35,8 @@ leave nothing of a JSON document usable have scope ``"source"``, so the run of
 the flow fails (see ``runtime.sources.base``):
 
 ``json_invalid``
-    The document is not valid JSON (line and column from the parser). No
+    The document is not valid JSON (line and column from the parser), is
+    empty, or ends before its value is complete (a cut-off file). No
     records; scope ``"source"``.
 ``json_encoding`` / ``ndjson_encoding``
     Bytes invalid in the declared encoding: the whole document (scope
@@ -242,21 +243,85 @@ def _load_document(file_path: Path, settings: _FileSettings, system_id: str) -> 
 
 
 def _invalid_document_error(exc: json.JSONDecodeError, path: str) -> SourceError:
-    hint = "fix the file"
-    if exc.msg == "Extra data":
-        hint = (
-            "if the file holds one JSON value per line, set the system's kind to "
+    if not exc.doc.strip():
+        return SourceError(
+            position=path,
+            code="json_invalid",
+            scope="source",
+            message=(
+                "the file is empty, so no records were read; check that the export "
+                "finished and that `path` names the right file"
+            ),
+        )
+    problem, cut_off = _decode_problem(exc, "the file")
+    if cut_off:
+        tail = "copy or export the whole file again"
+    elif exc.msg == "Extra data":
+        tail = (
+            "if the file contains one JSON value per line, set the system's kind to "
             "'ndjson'"
         )
+    else:
+        tail = "fix the file"
     return SourceError(
         position=f"{path}:{exc.lineno}:{exc.colno}",
         code="json_invalid",
         scope="source",
         message=(
-            f"invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}; "
-            f"no records were read; {hint}"
+            f"invalid JSON at line {exc.lineno}, column {exc.colno}: {problem}; "
+            f"no records were read; {tail}"
         ),
     )
+
+
+# The json module's messages, as sentences that stand on their own. Some of
+# its messages end in "at" because the full text appends the position.
+_DECODE_PROBLEMS = {
+    "Expecting value": "a JSON value is expected here",
+    "Expecting property name enclosed in double quotes": (
+        "a property name in double quotes is expected here"
+    ),
+    "Expecting ':' delimiter": "a ':' is expected after the property name",
+    "Expecting ',' delimiter": "a ',' is expected between two items",
+    "Invalid control character at": (
+        "a string contains a control character such as a line break, which JSON "
+        "allows only as an escape such as \\n"
+    ),
+    "Invalid \\escape": (
+        "a string contains an invalid backslash escape, and a backslash itself must "
+        "be written as \\\\"
+    ),
+    "Invalid \\uXXXX escape": "a \\u escape needs four hexadecimal digits",
+    "Extra data": "more data follows the end of the JSON document",
+}
+
+
+def _decode_problem(exc: json.JSONDecodeError, text_name: str) -> tuple[str, bool]:
+    """Describe a parse error in a sentence, and whether the text was cut off.
+
+    ``text_name`` names what was parsed, such as "the file" or "the line".
+    """
+    if exc.msg == "Unterminated string starting at":
+        # The parser reports an unclosed string only at the end of the text,
+        # because a line break inside a string is an error of its own.
+        return (
+            f"the string that starts here has no closing quote before the end of "
+            f"{text_name}, so {text_name} is probably cut off",
+            True,
+        )
+    if exc.pos >= len(exc.doc.rstrip()):
+        return (
+            f"{text_name} ends before the JSON value is complete, so it is probably "
+            "cut off",
+            True,
+        )
+    before = exc.doc[: exc.pos].rstrip()
+    if exc.msg.startswith("Expecting") and before.endswith(","):
+        closer = exc.doc[exc.pos]
+        if closer in "]}":
+            return f"a comma before {closer!r} is not allowed in JSON", False
+    problem = _DECODE_PROBLEMS.get(exc.msg, exc.msg.removesuffix(" at"))
+    return problem, False
 
 
 def _follow_record_path(document: Any, segments: list[str]) -> tuple[Any, str]:
@@ -394,11 +459,12 @@ def _ndjson_line_item(
     try:
         value = _loads(line)
     except json.JSONDecodeError as exc:
+        problem, _ = _decode_problem(exc, "the line")
         return SourceError(
             position=position,
             code="ndjson_invalid",
             message=(
-                f"line {number} is not valid JSON: {exc.msg} at column {exc.colno}; "
+                f"line {number} is not valid JSON at column {exc.colno}: {problem}; "
                 "the other lines are still read"
             ),
             raw=line,
