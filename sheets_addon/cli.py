@@ -38,6 +38,7 @@ from compiler import (
 )
 from compiler.diagnostics import choices_hint
 from compiler.plan import PLAN_FORMAT, Plan
+from compiler.project import ROOT_NAMES
 from runtime.runner import FlowResult, PlanRunner
 from runtime.state import StateStore
 
@@ -101,13 +102,43 @@ def _displayed(result: CompileResult) -> list[Diagnostic]:
 
 
 def _is_plan_file(path: Path) -> bool:
+    """Tell whether ``path`` names a compiled plan rather than a spec.
+
+    A ``.json`` file is a plan, so that a broken one is reported as a plan
+    and not as a spec. The exceptions are specs: a file with a spec root name
+    (``syncplan.json``), and a JSON object with ``version`` but no ``format``,
+    which is a root spec file under another name.
+    """
     if path.suffix.lower() != ".json" or not path.is_file():
         return False
-    try:
-        head = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+    if path.name in ROOT_NAMES:
         return False
-    return isinstance(head, dict) and "format" in head and "flows" in head
+    try:
+        document = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return True
+    return not (isinstance(document, dict) and "version" in document
+                and "format" not in document)
+
+
+def _load_plan_file(path: Path) -> Plan:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise UserError(f"cannot read the plan file {str(path)!r}:"
+                        f" {exc.strerror or exc}") from None
+    except UnicodeDecodeError:
+        raise UserError(f"{str(path)!r} is not a runnable plan file: it is not UTF-8"
+                        " text; compile the spec again with `syncplan compile`"
+                        ) from None
+    try:
+        return load_plan(text)
+    except PlanLoadError as exc:
+        reason = str(exc)
+        if "compile the spec again" not in reason:
+            reason += "; compile the spec again with `syncplan compile`"
+        raise UserError(f"{str(path)!r} is not a runnable plan file: {reason}"
+                        ) from None
 
 
 def load_target(path: Path, root: Path | None) -> tuple[Plan, Path]:
@@ -116,11 +147,7 @@ def load_target(path: Path, root: Path | None) -> tuple[Plan, Path]:
         raise UserError(f"{str(path)!r} does not exist; pass a project folder, its"
                         " syncplan.yaml, or a compiled plan .json file")
     if _is_plan_file(path):
-        try:
-            plan = load_plan(path.read_text(encoding="utf-8"))
-        except PlanLoadError as exc:
-            raise UserError(f"{str(path)!r} is not a runnable plan: {exc}") from None
-        return plan, (root or path.resolve().parent)
+        return _load_plan_file(path), (root or path.resolve().parent)
     plan, spec_root = _compile_or_exit(path)
     return plan, (root or spec_root)
 

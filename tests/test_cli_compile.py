@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -380,3 +381,49 @@ def test_validate_names_files_from_working_directory(tmp_path: Path) -> None:
     assert completed.returncode == 1
     first = completed.stdout.splitlines()[0]
     assert first.startswith(f"agency{os.sep}syncplan.yaml:3:")
+
+
+# --- plan files given to run and plan ------------------------------------------------
+
+def test_run_truncated_plan_file(tmp_path: Path) -> None:
+    result = compile_project(EXAMPLE)
+    assert result.plan is not None
+    plan_file = tmp_path / "plan.json"
+    plan_file.write_text(plan_json(result.plan)[:300], encoding="utf-8")
+
+    completed = syncplan("run", plan_file)
+
+    assert completed.returncode == 1
+    assert f"error: {str(plan_file)!r} is not a runnable plan file: not JSON" in (
+        completed.stderr)
+    assert "compile the spec again with `syncplan compile`" in completed.stderr
+    assert "error[E" not in completed.stderr
+    assert "in the spec" not in completed.stderr
+
+
+def test_run_plan_file_not_object(tmp_path: Path) -> None:
+    plan_file = tmp_path / "plan.json"
+    plan_file.write_text("[]\n", encoding="utf-8")
+
+    completed = syncplan("run", plan_file)
+
+    assert completed.returncode == 1
+    assert f"{str(plan_file)!r} is not a runnable plan file" in completed.stderr
+    assert "version: 1" not in completed.stderr
+    assert "in the spec" not in completed.stderr
+
+
+def test_plan_json_spec_root_stays_spec(tmp_path: Path) -> None:
+    # A root spec file in JSON under any name is compiled, not read as a plan.
+    import yaml
+
+    project = tmp_path / "agency"
+    shutil.copytree(EXAMPLE, project)
+    root = yaml.safe_load((project / "syncplan.yaml").read_text(encoding="utf-8"))
+    (project / "syncplan.yaml").unlink()
+    (project / "project.json").write_text(json.dumps(root), encoding="utf-8")
+
+    completed = syncplan("plan", project / "project.json", "--flow", "clients")
+
+    assert completed.returncode == 0, completed.stderr
+    assert "clients -> report/Clients:" in completed.stdout
