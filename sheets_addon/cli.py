@@ -9,6 +9,7 @@ one for anything unexpected.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import logging
@@ -19,6 +20,7 @@ import signal
 import sqlite3
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -259,6 +261,73 @@ def _write_problem(exc: OSError, path: Path) -> str:
     return str(exc.strerror or exc)
 
 
+class _RepeatedInSummary(logging.Filter):
+    """Drop the runner's log lines whose text the run summary prints again.
+
+    A failed flow's message and a flow's warnings are printed by the summary.
+    The Runs-tab warning is dropped only when its cause is the flow's failure,
+    as when a workbook that cannot be opened fails both. Another cause is news,
+    so it stays.
+
+    NOTE: the records are matched by the runner's format strings, which
+    tests/test_cli_compile.py pins by counting lines. A marker on the runner's
+    records would be sturdier.
+    """
+
+    FAILED = "run %s of flow %s failed: %s"
+    WARNING = "flow %s: %s"
+    RUNS_TAB = "run %s of flow %s: the Runs tab of %s was not updated: %s"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.failures: dict[str, str] = {}  # run id -> failure message
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args if isinstance(record.args, tuple) else ()
+        if record.msg == self.FAILED and len(args) == 3:
+            self.failures[str(args[0])] = str(args[2])
+            return False
+        if record.msg == self.WARNING:
+            return False
+        if record.msg == self.RUNS_TAB and len(args) == 4:
+            return self.failures.get(str(args[0])) != str(args[3])
+        return True
+
+
+@contextlib.contextmanager
+def _summary_replaces_runner_logs() -> Iterator[None]:
+    """Silence the runner's log lines that the summary repeats, unless --debug."""
+    context = click.get_current_context(silent=True)
+    if context is not None and (context.find_root().obj or {}).get("debug"):
+        yield
+        return
+    runner_logger = logging.getLogger("runtime.runner")
+    repeated = _RepeatedInSummary()
+    runner_logger.addFilter(repeated)
+    try:
+        yield
+    finally:
+        runner_logger.removeFilter(repeated)
+
+
+def _grouped(pairs: list[tuple[str, str]]) -> list[tuple[list[str], str]]:
+    """Group (flow, message) pairs by message, in the order messages first occur."""
+    groups: dict[str, list[str]] = {}
+    for flow, message in pairs:
+        flows = groups.setdefault(message, [])
+        if flow not in flows:
+            flows.append(flow)
+    return [(flows, message) for message, flows in groups.items()]
+
+
+def _flow_names(flows: list[str]) -> str:
+    """Return "flow 'a'" or "flows 'a', 'b' and 'c'"."""
+    quoted = [repr(flow) for flow in flows]
+    if len(quoted) == 1:
+        return f"flow {quoted[0]}"
+    return f"flows {', '.join(quoted[:-1])} and {quoted[-1]}"
+
+
 class _Progress:
     """A one-line display of what a run does: the flow, its phase, records so far.
 
@@ -373,7 +442,8 @@ def run(path: Path, flows: tuple[str, ...], state_path: Path | None,
     runner = (_ProgressRunner(plan, project_root, state, progress) if progress.enabled
               else PlanRunner(plan, project_root, state))
     try:
-        results = runner.run(list(flows) or None)
+        with _summary_replaces_runner_logs():
+            results = runner.run(list(flows) or None)
     finally:
         progress.clear()
         state.close()
@@ -400,13 +470,13 @@ def plan_command(path: Path, flows: tuple[str, ...], state_path: Path | None,
     # from an empty store in memory.
     state = _open_state(state_file) if state_file.exists() else StateStore(":memory:")
     try:
-        results = PlanRunner(plan, project_root, state, dry_run=True).run(
-            list(flows) or None)
+        with _summary_replaces_runner_logs():
+            results = PlanRunner(plan, project_root, state, dry_run=True).run(
+                list(flows) or None)
     finally:
         state.close()
     for result in results:
         if result.status != "succeeded":
-            click.echo(f"{result.flow}: cannot preview: {result.message}", err=True)
             continue
         for preview in result.previews:
             click.echo(f"{result.flow} -> {preview.destination}: {preview.created}"
@@ -419,7 +489,13 @@ def plan_command(path: Path, flows: tuple[str, ...], state_path: Path | None,
         if result.errors:
             click.echo(f"{result.flow}: {len(result.errors)} record error(s) would be"
                        " reported", err=True)
-    if any(result.status != "succeeded" for result in results):
+    failures = [(r.flow, str(r.message)) for r in results if r.status != "succeeded"]
+    for names, message in _grouped(failures):
+        click.echo(f"error: cannot preview flow {names[0]!r}: {message}", err=True)
+        if names[1:]:
+            click.echo(f"error: cannot preview {_flow_names(names[1:])} for the same"
+                       " reason", err=True)
+    if failures:
         sys.exit(1)
 
 
@@ -464,11 +540,6 @@ def _print_summary(results: list[FlowResult]) -> None:
     for where, labels in objects.items():
         click.echo(f"wrote {where}: {', '.join(labels)}")
     for result in results:
-        for warning in result.warnings:
-            click.echo(f"warning: flow {result.flow!r}: {warning}", err=True)
-        if result.status != "succeeded":
-            click.echo(f"error: flow {result.flow!r} failed: {result.message}",
-                       err=True)
         if result.errors:
             kept = "the state store"
             if result.wrote_spreadsheet:
@@ -480,6 +551,20 @@ def _print_summary(results: list[FlowResult]) -> None:
                 field = f" {error['field']}" if error.get("field") else ""
                 click.echo(f"  [{error['code']}] {where}{field}: {error['message']}",
                            err=True)
+    # Each distinct text is printed once: a broken workbook fails every flow
+    # that writes it with the same message.
+    warnings = [(r.flow, warning) for r in results for warning in r.warnings]
+    for names, warning in _grouped(warnings):
+        click.echo(f"warning: flow {names[0]!r}: {warning}", err=True)
+        if names[1:]:
+            click.echo(f"warning: the same warning for {_flow_names(names[1:])}",
+                       err=True)
+    failures = [(r.flow, str(r.message)) for r in results if r.status != "succeeded"]
+    for names, message in _grouped(failures):
+        click.echo(f"error: flow {names[0]!r} failed: {message}", err=True)
+        if names[1:]:
+            click.echo(f"error: {_flow_names(names[1:])} failed with the same error",
+                       err=True)
 
 
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")

@@ -1,5 +1,8 @@
 """Tests of the ``syncplan validate``, ``compile`` and ``schema`` commands.
 
+The last sections cover how ``run`` and ``plan`` read plan files and print
+failures.
+
 Each test runs the console command as a separate process, as a user or a CI job
 would, and checks its exit code (0 success, 1 a problem in the input, 2 a usage
 error) and what it prints.
@@ -8,6 +11,7 @@ error) and what it prints.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 import subprocess
@@ -427,3 +431,73 @@ def test_plan_json_spec_root_stays_spec(tmp_path: Path) -> None:
 
     assert completed.returncode == 0, completed.stderr
     assert "clients -> report/Clients:" in completed.stdout
+
+
+# --- failures printed once -----------------------------------------------------------
+
+def broken_workbook_project(tmp_path: Path) -> tuple[Path, Path]:
+    """Copy the agency example with a report workbook that is not an .xlsx file."""
+    project = tmp_path / "agency"
+    shutil.copytree(EXAMPLE, project)
+    workbook = project / "out" / "agency-report.xlsx"
+    workbook.parent.mkdir()
+    workbook.write_text("not a zip file\n", encoding="utf-8")
+    return project, workbook
+
+
+def test_run_same_failure_printed_once(tmp_path: Path) -> None:
+    project, workbook = broken_workbook_project(tmp_path)
+
+    completed = syncplan("run", project)
+
+    output = completed.stdout + completed.stderr
+    assert completed.returncode == 1
+    assert output.count(str(workbook)) == 1
+    assert f"error: flow 'clients' failed: Cannot open {str(workbook)!r}" in (
+        completed.stderr)
+    assert ("error: flows 'deals', 'calendar_hours' and 'utilization' failed with"
+            " the same error\n") in completed.stderr
+    assert "runtime.runner" not in completed.stderr
+
+
+def test_plan_same_failure_printed_once(tmp_path: Path) -> None:
+    project, workbook = broken_workbook_project(tmp_path)
+
+    completed = syncplan("plan", project)
+
+    assert completed.returncode == 1
+    assert (completed.stdout + completed.stderr).count(str(workbook)) == 1
+    assert "error: cannot preview flow 'clients': Cannot open" in completed.stderr
+    assert ("error: cannot preview flows 'deals', 'calendar_hours' and"
+            " 'utilization' for the same reason") in completed.stderr
+
+
+def test_run_debug_keeps_runner_logs(tmp_path: Path) -> None:
+    project, workbook = broken_workbook_project(tmp_path)
+
+    completed = syncplan("--debug", "run", project, "--flow", "clients")
+
+    assert completed.returncode == 1
+    assert "ERROR runtime.runner: run " in completed.stderr
+    assert "error: flow 'clients' failed:" in completed.stderr
+
+
+def test_summary_filter_keeps_other_runs_tab_cause() -> None:
+    from sheets_addon.cli import _RepeatedInSummary
+
+    def record(msg: str, *args: object) -> logging.LogRecord:
+        return logging.LogRecord("runtime.runner", logging.WARNING, __file__, 1,
+                                 msg, args, None)
+
+    repeated = _RepeatedInSummary()
+    failed = record(_RepeatedInSummary.FAILED, "r1", "clients", "disk full")
+    same = record(_RepeatedInSummary.RUNS_TAB, "r1", "clients", "report",
+                  "disk full")
+    other = record(_RepeatedInSummary.RUNS_TAB, "r1", "clients", "report",
+                   "permission denied")
+    unrelated = record("run %s of flow %s started%s", "r1", "clients", "")
+
+    assert repeated.filter(failed) is False
+    assert repeated.filter(same) is False
+    assert repeated.filter(other) is True
+    assert repeated.filter(unrelated) is True
