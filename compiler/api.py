@@ -19,7 +19,7 @@ from compiler.diagnostics import Diagnostic, has_errors
 from compiler.ownership import check_ownership, order_flows
 from compiler.plan import Plan
 from compiler.plan.io import dump_plan
-from compiler.project import load_project
+from compiler.project import Project, load_project
 
 
 @dataclass
@@ -75,6 +75,7 @@ def _compile(path: Path) -> CompileResult:
     flows, order_problems = order_flows(project, analysis)
     diagnostics.extend(order_problems)
     if not has_errors(diagnostics):
+        diagnostics.extend(_no_flows(project))
         result.plan = Plan(
             project=project.name,
             spec_hash=project.spec_hash,
@@ -87,6 +88,21 @@ def _compile(path: Path) -> CompileResult:
     # plan.schema.json; validating it again here would double the compile time of
     # a large project. The runtime validates every plan it loads from a file.
     return result
+
+
+def _no_flows(project: Project) -> list[Diagnostic]:
+    """Warn about a project without flows, which compiles but runs nothing.
+
+    Only a project without errors is checked: in one with errors, flows may
+    be missing because a file or section could not be read.
+    """
+    if project.merged.get("flows"):
+        return []
+    pointer = "/flows" if "flows" in project.merged else ""
+    return [project.diagnostic(
+        "W210", "the project defines no flows, so there is nothing to run", pointer,
+        "add a flow under 'flows:' that reads a source and writes a destination",
+        severity="warning")]
 
 
 def plan_json(plan: Plan) -> str:

@@ -55,6 +55,7 @@ CODES: dict[str, str] = {
     "E207": "system cannot be written",
     "E208": "field has no mapping",
     "E209": "unknown owner",
+    "W210": "no flows to run",
     "E301": "field taken from a system that does not own it",
     "E302": "field written into its owner",
     "E303": "field written by two flows",

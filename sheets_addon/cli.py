@@ -437,6 +437,9 @@ def run(path: Path, flows: tuple[str, ...], state_path: Path | None,
     """Run the flows of the spec project or plan file at PATH."""
     plan, project_root = load_target(path, root)
     _check_flows(plan, flows)
+    if not plan.flows:
+        _report_no_flows(path)
+        return
     state = _open_state(state_path or project_root / ".syncplan" / "state.db")
     progress = _Progress()
     runner = (_ProgressRunner(plan, project_root, state, progress) if progress.enabled
@@ -465,6 +468,9 @@ def plan_command(path: Path, flows: tuple[str, ...], state_path: Path | None,
     """Show what a run would change in each destination, without writing."""
     plan, project_root = load_target(path, root)
     _check_flows(plan, flows)
+    if not plan.flows:
+        _report_no_flows(path)
+        return
     state_file = state_path or project_root / ".syncplan" / "state.db"
     # A preview writes nothing, not even a new state file: without one it starts
     # from an empty store in memory.
@@ -497,6 +503,16 @@ def plan_command(path: Path, flows: tuple[str, ...], state_path: Path | None,
                        " reason", err=True)
     if failures:
         sys.exit(1)
+
+
+def _report_no_flows(path: Path) -> None:
+    # Not an error: the project is valid, it only has nothing to do yet. A spec
+    # got warning W210 with its position and fix just before; a plan did not.
+    if _is_plan_file(path):
+        click.echo(f"no flows to run: the plan {str(path)!r} has none; add a flow"
+                   " under 'flows:' in the spec and compile it again", err=True)
+    else:
+        click.echo("no flows to run", err=True)
 
 
 def _check_flows(plan: Plan, flows: tuple[str, ...]) -> None:

@@ -501,3 +501,50 @@ def test_summary_filter_keeps_other_runs_tab_cause() -> None:
     assert repeated.filter(same) is False
     assert repeated.filter(other) is True
     assert repeated.filter(unrelated) is True
+
+
+# --- a project without flows ---------------------------------------------------------
+
+def no_flows_project(tmp_path: Path) -> Path:
+    project = tmp_path / "empty"
+    project.mkdir()
+    (project / "syncplan.yaml").write_text(
+        "version: 1\nsystems:\n  crm: {kind: csv, path: crm.csv}\n", encoding="utf-8")
+    return project
+
+
+def test_validate_no_flows_warns(tmp_path: Path) -> None:
+    no_flows_project(tmp_path)
+    completed = syncplan("validate", "empty", cwd=tmp_path)
+    assert completed.returncode == 0
+    assert completed.stdout.startswith(
+        f"empty{os.sep}syncplan.yaml:1:1: warning[W210]: the project defines no"
+        " flows, so there is nothing to run")
+    assert "valid (0 error(s), 1 warning(s))" in completed.stderr
+
+
+def test_run_no_flows_says_so(tmp_path: Path) -> None:
+    project = no_flows_project(tmp_path)
+    completed = syncplan("run", project)
+    assert completed.returncode == 0
+    assert completed.stdout == ""
+    assert completed.stderr.endswith("no flows to run\n")
+    assert not (project / ".syncplan").exists()
+
+
+def test_run_plan_file_no_flows(tmp_path: Path) -> None:
+    project = no_flows_project(tmp_path)
+    plan_file = tmp_path / "plan.json"
+    assert syncplan("compile", project, "-o", plan_file).returncode == 0
+    completed = syncplan("run", plan_file)
+    assert completed.returncode == 0
+    assert completed.stdout == ""
+    assert f"no flows to run: the plan {str(plan_file)!r} has none" in (
+        completed.stderr)
+
+
+def test_plan_no_flows_says_so(tmp_path: Path) -> None:
+    completed = syncplan("plan", no_flows_project(tmp_path))
+    assert completed.returncode == 0
+    assert completed.stdout == ""
+    assert completed.stderr.endswith("no flows to run\n")

@@ -243,7 +243,15 @@ INCLUDING = """\
 version: 1
 include: [INCLUDE]
 systems:
+  crm: {kind: csv, path: crm.csv, columns: [id]}
   report: {kind: sheets, spreadsheet: out/report.xlsx}
+entities:
+  client: {key: id, fields: {id: {type: string, owner: crm}}}
+flows:
+  clients:
+    source: {system: crm}
+    map: {entity: client, fields: {id: id}}
+    destinations: [{system: report, object: Clients, mode: upsert}]
 """
 
 
@@ -271,7 +279,7 @@ def test_glob_matching_itself_warns(tmp_path: Path) -> None:
     assert "'*.yaml' matches 'syncplan.yaml'" in result.diagnostics[0].message
     assert result.plan is not None
     assert sorted(system.id for system in result.plan.systems.values()) == [
-        "other", "report"]
+        "crm", "other", "report"]
 
 
 def test_include_cycle_warns_where_it_closes(tmp_path: Path) -> None:
@@ -496,3 +504,35 @@ def test_mutated_example_never_raises(spec_file: str, tmp_path: Path,
             assert list(validator.iter_errors(document)) == [], path
     assert outcomes == {True, False}
     assert [record.getMessage() for record in caplog.records] == []
+
+
+# --- a project without flows ---------------------------------------------------------
+
+NO_FLOWS = "version: 1\nsystems:\n  crm: {kind: csv, path: crm.csv}\n"
+
+
+def test_no_flows_warns_at_file(tmp_path: Path) -> None:
+    (tmp_path / "syncplan.yaml").write_text(NO_FLOWS, encoding="utf-8")
+    result = compile_project(tmp_path)
+    assert [(d.severity, d.code, d.file, d.line, d.column)
+            for d in result.diagnostics] == [("warning", "W210", "syncplan.yaml", 1, 1)]
+    assert result.diagnostics[0].message == (
+        "the project defines no flows, so there is nothing to run")
+    assert result.plan is not None
+    assert result.plan.flows == []
+
+
+def test_no_flows_warns_at_empty_section(tmp_path: Path) -> None:
+    (tmp_path / "syncplan.yaml").write_text(NO_FLOWS + "flows: {}\n",
+                                            encoding="utf-8")
+    result = compile_project(tmp_path)
+    assert [(d.code, d.line, d.column) for d in result.diagnostics] == [
+        ("W210", 4, 8)]
+
+
+def test_no_flows_silent_beside_errors(tmp_path: Path) -> None:
+    # The errors fail the project; flows may hide in what could not be read.
+    (tmp_path / "syncplan.yaml").write_text(NO_FLOWS.replace("csv,", "cvs,"),
+                                            encoding="utf-8")
+    result = compile_project(tmp_path)
+    assert [d.code for d in result.diagnostics] == ["E104"]
