@@ -615,11 +615,18 @@ class PlanRunner:
         return backend
 
     def _plugin_backend(self, system: SystemPlan, spreadsheet: str) -> SheetBackend:
-        for entry in entry_points(group=BACKEND_ENTRY_POINTS):
+        installed = entry_points(group=BACKEND_ENTRY_POINTS)
+        for entry in installed:
             factory = entry.load()
             backend = factory(system, spreadsheet, self.root)
             if backend is not None:
                 return backend
+        if installed:
+            raise RunFailed(
+                f"system {system.id!r}: the spreadsheet {spreadsheet!r} is neither a"
+                " path ending in .xlsx nor a Google spreadsheet id or URL; set it to"
+                " a .xlsx path, such as out/report.xlsx, or to the id or URL of a"
+                " Google spreadsheet")
         raise RunFailed(
             f"system {system.id!r}: {spreadsheet!r} is not a local .xlsx path, and no"
             " installed backend accepts it as a spreadsheet id or URL; give a path"

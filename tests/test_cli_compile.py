@@ -32,14 +32,15 @@ DIAGNOSTIC_KEYS = {"severity", "code", "message", "file", "line", "column", "poi
                    "hint"}
 
 
-def syncplan(*args: str | Path, cwd: Path | None = None
-             ) -> subprocess.CompletedProcess[str]:
-    """Run the ``syncplan`` console command and return what it did."""
+def syncplan(*args: str | Path, cwd: Path | None = None,
+             **env: str) -> subprocess.CompletedProcess[str]:
+    """Run the ``syncplan`` console command, with ``env`` added to its environment."""
     script = Path(sys.executable).with_name("syncplan")
     command = [str(script)] if script.exists() else [sys.executable, "-m",
                                                      "sheets_addon"]
     completed = subprocess.run([*command, *map(str, args)], capture_output=True,
-                               text=True, timeout=60, check=False, cwd=cwd)
+                               text=True, timeout=60, check=False, cwd=cwd,
+                               env={**os.environ, **env})
     assert "Traceback" not in completed.stdout + completed.stderr
     return completed
 
@@ -548,3 +549,19 @@ def test_plan_no_flows_says_so(tmp_path: Path) -> None:
     assert completed.returncode == 0
     assert completed.stdout == ""
     assert completed.stderr.endswith("no flows to run\n")
+
+
+# --- spreadsheet settings --------------------------------------------------------------
+
+def test_run_spreadsheet_neither_xlsx_nor_google(tmp_path: Path) -> None:
+    project = tmp_path / "agency"
+    shutil.copytree(EXAMPLE, project)
+
+    completed = syncplan("run", project, "--flow", "clients",
+                         REPORT_SHEET="out/report.csv")
+
+    assert completed.returncode == 1
+    assert ("the spreadsheet 'out/report.csv' is neither a path ending in .xlsx nor"
+            " a Google spreadsheet id or URL") in completed.stderr
+    assert "set it to a .xlsx path" in completed.stderr
+    assert "install" not in completed.stderr
