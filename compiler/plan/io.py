@@ -1,9 +1,10 @@
 """Read and write plan JSON.
 
 Writing is deterministic: sorted keys, no timestamps, so the same spec gives the
-same bytes. Reading checks the document against ``schemas/plan.schema.json``
-and then loads it into the models, so a hand-edited or foreign plan is rejected
-with the path of the first problems instead of failing halfway through a run.
+same bytes. Reading checks the document against ``schemas/plan.schema.json``,
+loads it into the models and checks the names it links
+(``compiler.plan.check``), so a hand-edited or foreign plan is rejected with
+the JSON pointer of the first problems instead of failing halfway through a run.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from jsonschema import Draft202012Validator
 from pydantic import ValidationError
 
 import schemas
+from compiler.plan.check import link_problems
 from compiler.plan.models import PLAN_FORMAT, Plan
 
 
@@ -66,43 +68,10 @@ def load_plan(text: str) -> Plan:
         plan = Plan.model_validate(document)
     except ValidationError as exc:  # the schema and the models disagree
         raise PlanLoadError(f"the plan does not load: {exc}") from None
-    problems = reference_problems(plan)
+    problems = link_problems(plan)
     if problems:
-        raise PlanLoadError("the plan names what it does not define: "
-                            + "; ".join(problems[:5])
-                            + "; compile the spec again instead of editing the plan")
+        shown = "; ".join(str(problem) for problem in problems[:5])
+        more = f" (and {len(problems) - 5} more)" if len(problems) > 5 else ""
+        raise PlanLoadError(f"{shown}{more}; compile the spec again instead of"
+                            " editing the plan")
     return plan
-
-
-def reference_problems(plan: Plan) -> list[str]:
-    """Return the names a plan uses but does not define (a hand-edited plan)."""
-    problems = []
-    for flow in plan.flows:
-        where = f"flow {flow.id!r}"
-        source = flow.source
-        if source.system is not None and source.system not in plan.systems:
-            problems.append(f"{where} reads the unknown system {source.system!r}")
-        if source.entity is not None and source.entity not in plan.entities:
-            problems.append(f"{where} reads the unknown entity {source.entity!r}")
-        entity = plan.entities.get(flow.map.entity)
-        if entity is None:
-            problems.append(f"{where} maps into the unknown entity"
-                            f" {flow.map.entity!r}")
-            continue
-        fields = {f.name for f in entity.fields}
-        for mapping in flow.map.fields:
-            if mapping.field not in fields:
-                problems.append(f"{where} maps the unknown field {mapping.field!r}")
-            lookup = mapping.source.lookup
-            if lookup is not None and lookup.entity not in plan.entities:
-                problems.append(f"{where} looks up the unknown entity"
-                                f" {lookup.entity!r}")
-        for destination in flow.destinations:
-            if destination.system not in plan.systems:
-                problems.append(f"{where} writes the unknown system"
-                                f" {destination.system!r}")
-            for column in destination.columns:
-                if column.field not in fields:
-                    problems.append(f"{where} writes the unknown field"
-                                    f" {column.field!r}")
-    return problems
