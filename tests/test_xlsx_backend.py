@@ -14,7 +14,7 @@ import openpyxl
 import pytest
 
 from compiler.plan.models import ColumnPlan
-from runtime.sheets.base import ChangeSet, LimitExceeded
+from runtime.sheets.base import BackendError, ChangeSet, LimitExceeded
 from runtime.sheets.engine import sync_tab
 from runtime.sheets.tabs import (
     ERRORS_TAB,
@@ -472,7 +472,9 @@ def test_xlsx_corrupt_file_raises(tmp_path):
 def test_xlsx_invalid_tab_name_raises(tmp_path, name):
     backend = XlsxBackend(tmp_path / "report.xlsx")
 
-    with pytest.raises(ValueError, match="Tab name"):
+    # A BackendError fails the run of the flow with this message, where a
+    # ValueError would surface as an internal error.
+    with pytest.raises(BackendError, match="Tab name"):
         backend.apply(name, ChangeSet(new_headers=["A"]))
 
 

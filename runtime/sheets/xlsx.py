@@ -344,12 +344,12 @@ def _check_tab_title(name: str) -> None:
         or len(name) > _MAX_TAB_TITLE
         or _INVALID_TAB_TITLE.search(name)
     ):
-        raise ValueError(
+        raise BackendError(
             f"Tab name {name!r} is not valid in an .xlsx workbook; use 1 to"
             f" {_MAX_TAB_TITLE} characters without any of \\ / * ? : [ ]."
         )
     if name.startswith("'") or name.endswith("'"):
-        raise ValueError(
+        raise BackendError(
             f"Tab name {name!r} starts or ends with an apostrophe, which Excel rejects;"
             " remove the apostrophe."
         )
