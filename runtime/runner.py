@@ -145,6 +145,9 @@ class PlannedTab:
     owned: set[str]
     # The keys of records that failed mapping, whose rows mirror keeps.
     protected: set[str]
+    # Whether the run's counts include this tab's changes, which a failed save
+    # takes back out.
+    counted: bool = False
 
     @property
     def label(self) -> str:
@@ -178,6 +181,21 @@ class FlowResult:
                 "updated": self.updated, "unchanged": self.unchanged,
                 "deleted": self.deleted, "failed": self.failed,
                 "seconds": round(self.seconds, 3)}
+
+
+def _uncount_unsaved(planned: list[PlannedTab], saved: set[str],
+                     result: FlowResult) -> None:
+    """Take the changes of tabs whose spreadsheet was not saved out of the counts.
+
+    A failed save writes nothing, so the run must not report those rows as
+    created, updated or deleted.
+    """
+    for tab in planned:
+        if tab.counted and tab.system.id not in saved:
+            result.created -= tab.sync.created
+            result.updated -= tab.sync.updated
+            result.deleted -= tab.sync.deleted
+            tab.counted = False
 
 
 def _cursor_order(value: Any) -> tuple[int, Any]:
@@ -401,14 +419,20 @@ class PlanRunner:
         result.failed = len(batch.errors)
         result.seconds = time.perf_counter() - clock
         result.wrote_spreadsheet = bool(touched)
+        saved: set[str] = set()
         for system_id, backend in sorted(touched.items()):
             self._write_report_tabs(flow, run_id, started, finished, system_id,
                                     backend, batch, result)
             try:
                 backend.commit()
+            except BackendError as exc:
+                _uncount_unsaved(planned, saved, result)
+                raise RunFailed(f"system {system_id!r}: {exc}") from exc
             except OSError as exc:
+                _uncount_unsaved(planned, saved, result)
                 raise RunFailed(f"cannot save the spreadsheet of system {system_id!r}"
                                 f" at {backend.location()}: {exc}") from exc
+            saved.add(system_id)
         # Only what is saved counts as written, so mirror never deletes a row that
         # a failed save left behind unrecorded.
         for system_id, object_name, keys in written:
@@ -732,6 +756,7 @@ class PlanRunner:
         result.updated += sync.updated
         result.unchanged += sync.unchanged
         result.deleted += sync.deleted
+        tab.counted = True
         return set(sync.written_keys) | (tab.protected & tab.owned)
 
     def _reject_destination(self, flow: FlowPlan, tab: PlannedTab, exc: LimitExceeded,

@@ -427,8 +427,10 @@ def test_xlsx_failed_save_keeps_old_file(tmp_path, monkeypatch):
         raise OSError("disk full")
 
     monkeypatch.setattr(backend._workbook, "save", crash)
-    with pytest.raises(OSError, match="disk full"):
+    with pytest.raises(XlsxFileError, match="disk full") as raised:
         backend.commit()
+
+    assert ".tmp" not in str(raised.value)
 
     assert path.read_bytes() == original
     assert sorted(p.name for p in tmp_path.iterdir()) == ["report.xlsx"]

@@ -8,11 +8,17 @@ as text, so ``007`` keeps its zeros and ``=SUM(A1)`` from a source stays a strin
 
 Saving is atomic: the workbook is written to a temporary file in the same folder,
 flushed to disk and moved over the report with ``os.replace``, so a crash leaves
-either the old file or the new one. There is no lock. One process at a time may
-sync a workbook. ``commit`` raises ``XlsxFileError`` instead of saving over a file
-that changed on disk since it was opened, which catches most overlapping writers.
-Two saves in the same instant can still race, because the check and the rename are
-separate steps.
+either the old file or the new one. syncplan takes no lock of its own. One process
+at a time may sync a workbook. ``commit`` raises ``XlsxFileError``, saving nothing:
+
+- when the file changed on disk since it was opened, which catches most
+  overlapping writers. Two saves in the same instant can still race, because the
+  check and the rename are separate steps;
+- when Excel's owner file (``~$NAME``) or LibreOffice's lock file
+  (``.~lock.NAME#``) lies next to the workbook, because the program that has it
+  open would later save its own copy over syncplan's changes;
+- when the workbook file is read-only or its folder is not writable, with a
+  message that names the workbook and the fix for that case.
 
 openpyxl rewrites the whole file and drops what it does not model: images, charts,
 pivot tables and some Excel extensions of a workbook people edited in Excel.
@@ -219,6 +225,7 @@ class XlsxBackend(SheetBackend):
             return
 
         self._check_unchanged_on_disk()
+        _check_not_open_elsewhere(self._path)
         self._drop_unused_default_sheet()
         _save_atomically(self._workbook, self._path)
         self._disk_state = _disk_state(self._path)
@@ -279,18 +286,96 @@ def _load_workbook(path: Path) -> Workbook:
 def _disk_state(path: Path) -> tuple[int, int] | None:
     try:
         status = path.stat()
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):
+        # No file there; commit reports a folder that is really a file.
         return None
 
     return (status.st_mtime_ns, status.st_size)
 
 
+def _lock_files(path: Path) -> list[tuple[Path, str]]:
+    """Return the lock files a spreadsheet program may keep for ``path``, by program.
+
+    Excel names its owner file ``~$`` and the workbook's name, but replaces the
+    first two characters of a longer name instead of adding to it. LibreOffice
+    writes ``.~lock.NAME#``.
+    """
+    # NOTE: the name length from which Excel drops two characters is not
+    # documented. Both names are checked from 8 characters on, so the owner file
+    # of a workbook whose name differs only in its first two characters also
+    # stops the save.
+    names = [(f"~${path.name}", "Excel")]
+    if len(path.stem) >= 8:
+        names.append((f"~${path.name[2:]}", "Excel"))
+    names.append((f".~lock.{path.name}#", "LibreOffice"))
+    return [(path.with_name(name), program) for name, program in names]
+
+
+def _check_not_open_elsewhere(path: Path) -> None:
+    for lock, program in _lock_files(path):
+        if lock.exists():
+            raise XlsxFileError(
+                f"Workbook {str(path)!r} is open in {program}: its lock file"
+                f" {str(lock)!r} exists. Nothing was saved, because {program} would"
+                " overwrite this run's changes when it saves its own copy. Close the"
+                " workbook in Excel/LibreOffice, or delete the lock file if no one"
+                " has it open, and run the sync again."
+            )
+
+
+def _check_writable(path: Path) -> None:
+    """Raise ``XlsxFileError`` for a workbook file that is marked read-only.
+
+    A rename would replace even a read-only file on POSIX, but the mark asks that
+    the file stay unchanged, so it is respected. The mode bits are read as well as
+    ``os.access``, because ``os.access`` grants root every write.
+    """
+    try:
+        mode = path.stat().st_mode
+    except (FileNotFoundError, NotADirectoryError):
+        return
+    if mode & 0o222 and os.access(path, os.W_OK):
+        return
+    raise XlsxFileError(
+        f"Cannot save workbook {str(path)!r}: the file is read-only, so nothing was"
+        " saved. Make it writable (for example with `chmod u+w`, or by clearing"
+        " Read-only in the file's properties on Windows) and run the sync again."
+    )
+
+
+def _folder_error(path: Path, error: OSError) -> XlsxFileError:
+    folder = str(path.parent)
+    if isinstance(error, PermissionError):
+        return XlsxFileError(
+            f"Cannot save workbook {str(path)!r}: its folder {folder!r} is not"
+            f" writable ({error.strerror}), so nothing was saved. Give this user"
+            " write permission on the folder (for example with `chmod u+w`) or set"
+            " the spreadsheet path to a writable folder, and run the sync again."
+        )
+    if isinstance(error, (FileExistsError, NotADirectoryError)):
+        return XlsxFileError(
+            f"Cannot save workbook {str(path)!r}: {folder!r} or a folder above it is"
+            " a file, not a folder, so nothing was saved. Rename that file or set"
+            " the spreadsheet path to another folder, and run the sync again."
+        )
+    return XlsxFileError(
+        f"Cannot save workbook {str(path)!r} in folder {folder!r}:"
+        f" {error.strerror or error}, so nothing was saved. Fix the folder and run"
+        " the sync again."
+    )
+
+
 def _save_atomically(workbook: Workbook, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
+    _check_writable(path)
     temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    # os.open applies the umask like any new file, so the report does not end up
-    # readable only by its owner, as a tempfile.mkstemp file would be.
-    os.close(os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # os.open applies the umask like any new file, so the report does not end
+        # up readable only by its owner, as a tempfile.mkstemp file would be.
+        os.close(os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+    except OSError as error:
+        raise _folder_error(path, error) from error
+
     try:
         if path.exists():
             shutil.copymode(path, temporary)
@@ -299,11 +384,20 @@ def _save_atomically(workbook: Workbook, path: Path) -> None:
             os.fsync(written.fileno())
         os.replace(temporary, path)
     except PermissionError as error:
+        # The checks above passed, so another program holds the file (Windows
+        # locks a file that is open in Excel).
         temporary.unlink(missing_ok=True)
         raise XlsxFileError(
-            f"Cannot replace {str(path)!r} ({error}). Close the workbook in Excel or"
-            " any other program that has it open, check the folder's permissions,"
-            " and run the sync again."
+            f"Cannot replace workbook {str(path)!r} ({error.strerror}), so nothing"
+            " was saved. Close the workbook in Excel or any other program that has"
+            " it open, and run the sync again."
+        ) from error
+    except OSError as error:
+        temporary.unlink(missing_ok=True)
+        raise XlsxFileError(
+            f"Cannot save workbook {str(path)!r}: {error.strerror or error}, so"
+            " nothing was saved and the file keeps its previous content. Fix the"
+            " cause (such as a full disk) and run the sync again."
         ) from error
     except BaseException:
         temporary.unlink(missing_ok=True)
