@@ -87,6 +87,12 @@ from runtime.values import from_json_value, to_json_value
 
 logger = logging.getLogger(__name__)
 
+# The attribute of this module's log records that the run summary repeats: a
+# command that prints the summary may drop them. Its value is ``failed``,
+# ``warning`` or ``runs_tab``; ``SUMMARY_CAUSE`` contains the message shown.
+SUMMARY_MARK = "syncplan_summary"
+SUMMARY_CAUSE = "syncplan_cause"
+
 BACKEND_ENTRY_POINTS = "syncplan.sheet_backends"
 DEFAULT_WINDOW_DAYS = 60
 
@@ -316,7 +322,8 @@ class PlanRunner:
                 OSError) as exc:
             result.status = "failed"
             result.message = str(exc)
-            logger.error("run %s of flow %s failed: %s", run_id, flow.id, exc)
+            logger.error("run %s of flow %s failed: %s", run_id, flow.id, exc,
+                         extra={SUMMARY_MARK: "failed", SUMMARY_CAUSE: str(exc)})
         except BaseException as exc:  # a bug or an interrupt: never leave it running
             if not self.dry_run:
                 self.state.finish_run(run_id, "failed", _iso(_now()), result.counts(),
@@ -736,7 +743,8 @@ class PlanRunner:
         self._warnings.append(text)
         if result.message is None:
             result.message = text
-        logger.warning("flow %s: %s", flow.id, text)
+        logger.warning("flow %s: %s", flow.id, text,
+                       extra={SUMMARY_MARK: "warning", SUMMARY_CAUSE: text})
 
     def _apply_destination(self, flow: FlowPlan, tab: PlannedTab, batch: MappedBatch,
                            result: FlowResult) -> set[str]:
@@ -861,7 +869,9 @@ class PlanRunner:
                 backend.commit()
             except (RunFailed, BackendError, UnresolvedReference, OSError) as exc:
                 logger.warning("run %s of flow %s: the Runs tab of %s was not"
-                               " updated: %s", run_id, flow.id, system_id, exc)
+                               " updated: %s", run_id, flow.id, system_id, exc,
+                               extra={SUMMARY_MARK: "runs_tab",
+                                      SUMMARY_CAUSE: str(exc)})
 
     def _write_report_tabs(self, flow: FlowPlan, run_id: str, started: dt.datetime,
                            finished: dt.datetime, system_id: str, backend: SheetBackend,

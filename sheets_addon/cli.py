@@ -267,30 +267,26 @@ class _RepeatedInSummary(logging.Filter):
     A failed flow's message and a flow's warnings are printed by the summary.
     The Runs-tab warning is dropped only when its cause is the flow's failure,
     as when a workbook that cannot be opened fails both. Another cause is news,
-    so it stays.
-
-    NOTE: the records are matched by the runner's format strings, which
-    tests/test_cli_compile.py pins by counting lines. A marker on the runner's
-    records would be sturdier.
+    so it stays. The runner marks these records with ``SUMMARY_MARK``.
     """
-
-    FAILED = "run %s of flow %s failed: %s"
-    WARNING = "flow %s: %s"
-    RUNS_TAB = "run %s of flow %s: the Runs tab of %s was not updated: %s"
 
     def __init__(self) -> None:
         super().__init__()
         self.failures: dict[str, str] = {}  # run id -> failure message
 
     def filter(self, record: logging.LogRecord) -> bool:
-        args = record.args if isinstance(record.args, tuple) else ()
-        if record.msg == self.FAILED and len(args) == 3:
-            self.failures[str(args[0])] = str(args[2])
+        from runtime.runner import SUMMARY_CAUSE, SUMMARY_MARK
+
+        mark = getattr(record, SUMMARY_MARK, None)
+        cause = getattr(record, SUMMARY_CAUSE, None)
+        run_id = record.args[0] if isinstance(record.args, tuple) and record.args else None
+        if mark == "failed":
+            self.failures[str(run_id)] = str(cause)
             return False
-        if record.msg == self.WARNING:
+        if mark == "warning":
             return False
-        if record.msg == self.RUNS_TAB and len(args) == 4:
-            return self.failures.get(str(args[0])) != str(args[3])
+        if mark == "runs_tab":
+            return self.failures.get(str(run_id)) != str(cause)
         return True
 
 

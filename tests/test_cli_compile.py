@@ -484,24 +484,31 @@ def test_run_debug_keeps_runner_logs(tmp_path: Path) -> None:
 
 
 def test_summary_filter_keeps_other_runs_tab_cause() -> None:
+    from runtime.runner import SUMMARY_CAUSE, SUMMARY_MARK
     from sheets_addon.cli import _RepeatedInSummary
 
-    def record(msg: str, *args: object) -> logging.LogRecord:
-        return logging.LogRecord("runtime.runner", logging.WARNING, __file__, 1,
+    def record(msg: str, args: tuple[object, ...], mark: str | None = None,
+               cause: str | None = None) -> logging.LogRecord:
+        made = logging.LogRecord("runtime.runner", logging.WARNING, __file__, 1,
                                  msg, args, None)
+        if mark is not None:
+            setattr(made, SUMMARY_MARK, mark)
+            setattr(made, SUMMARY_CAUSE, cause)
+        return made
 
     repeated = _RepeatedInSummary()
-    failed = record(_RepeatedInSummary.FAILED, "r1", "clients", "disk full")
-    same = record(_RepeatedInSummary.RUNS_TAB, "r1", "clients", "report",
-                  "disk full")
-    other = record(_RepeatedInSummary.RUNS_TAB, "r1", "clients", "report",
-                   "permission denied")
-    unrelated = record("run %s of flow %s started%s", "r1", "clients", "")
+    failed = record("run %s of flow %s failed: %s", ("r1", "clients", "disk full"),
+                    "failed", "disk full")
+    same = record("run %s ...: %s", ("r1", "clients", "report", "disk full"),
+                  "runs_tab", "disk full")
+    other = record("run %s ...: %s", ("r1", "clients", "report", "permission denied"),
+                   "runs_tab", "permission denied")
+    unmarked = record("run %s of flow %s failed: %s", ("r2", "deals", "disk full"))
 
     assert repeated.filter(failed) is False
     assert repeated.filter(same) is False
     assert repeated.filter(other) is True
-    assert repeated.filter(unrelated) is True
+    assert repeated.filter(unmarked) is True
 
 
 # --- a project without flows ---------------------------------------------------------
