@@ -498,7 +498,7 @@ def test_summary_filter_keeps_other_runs_tab_cause() -> None:
 
     repeated = _RepeatedInSummary()
     failed = record("run %s of flow %s failed: %s", ("r1", "clients", "disk full"),
-                    "failed", "disk full")
+                    "failed", "system 'report': disk full")
     same = record("run %s ...: %s", ("r1", "clients", "report", "disk full"),
                   "runs_tab", "disk full")
     other = record("run %s ...: %s", ("r1", "clients", "report", "permission denied"),
