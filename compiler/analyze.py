@@ -24,7 +24,16 @@ from typing import Any, TypeVar
 
 from jinja2 import TemplateSyntaxError, nodes
 
-from compiler.catalog import KINDS, TYPE_FIT
+from compiler.catalog import (
+    CONSTRAINT_TYPES,
+    FORMAT_HINT,
+    KINDS,
+    TYPE_FIT,
+    constraint_types_text,
+    header_key,
+    unknown_directive,
+)
+from compiler.cron import CRON_HINT, cron_problem
 from compiler.diagnostics import Diagnostic, choices_hint, has_errors
 from compiler.loader import join_pointer
 from compiler.plan import (
@@ -69,7 +78,6 @@ _SECRET_SHAPES = re.compile(
     r"|ya29\.|-----BEGIN [A-Z ]*PRIVATE KEY-----|eyJ[A-Za-z0-9_-]{10,}\.)"
 )
 _PERIODS = {"second": 1.0, "minute": 60.0, "hour": 3600.0}
-_CRON_RANGES = ((0, 59), (0, 23), (1, 31), (1, 12), (0, 7))
 SHEETS_SCOPE = "https://www.googleapis.com/auth/spreadsheets"
 SHEETS_READONLY_SCOPE = "https://www.googleapis.com/auth/spreadsheets.readonly"
 # The settings each auth type of an http system needs.
@@ -184,6 +192,34 @@ class Analyzer:
                        pointer, "fix the expression (Python 're' syntax)")
             return False
         return True
+
+    def check_format(self, fmt: str, pointer: str) -> bool:
+        directive = unknown_directive(fmt)
+        if directive is None:
+            return True
+        shown = f"%{directive}" if directive else "a lone '%' at its end"
+        self.error("E407", f"date format {fmt!r} has the unknown directive {shown}",
+                   pointer, FORMAT_HINT)
+        return False
+
+    def _check_constraints(self, name: str, spec: dict[str, Any],
+                           pointer: str) -> bool:
+        """Report constraints set on a type they cannot apply to, and empty ranges."""
+        ok = True
+        for setting, types in CONSTRAINT_TYPES.items():
+            if setting in spec and spec["type"] not in types:
+                self.error("E408", f"{setting} does not apply to field {name!r} of"
+                           f" type {spec['type']!r}", f"{pointer}/{setting}",
+                           f"remove {setting!r}, or change the type to one of"
+                           f" {constraint_types_text(types)}")
+                ok = False
+        for low, high in (("minimum", "maximum"), ("min_length", "max_length")):
+            if low in spec and high in spec and spec[low] > spec[high]:
+                self.error("E408", f"{low} {spec[low]} of field {name!r} is greater"
+                           f" than its {high} {spec[high]}", f"{pointer}/{low}",
+                           f"make {low} at most {high}, or swap the two")
+                ok = False
+        return ok
 
     # --- the whole project ------------------------------------------------
 
@@ -467,6 +503,9 @@ class Analyzer:
             ok &= self.check_regex(spec["pattern"], f"{pointer}/pattern")
         if "timezone" in spec:
             ok &= self.check_zone(spec["timezone"], f"{pointer}/timezone")
+        ok &= self._check_constraints(name, spec, pointer)
+        for index, fmt in enumerate(spec.get("formats", [])):
+            ok &= self.check_format(fmt, f"{pointer}/formats/{index}")
         values = spec.get("values") or []
         for synonym, target in sorted((spec.get("synonyms") or {}).items()):
             if target not in values:
@@ -550,12 +589,10 @@ class Analyzer:
         if not spec or "manual" in spec:
             return TriggerPlan(kind="manual")
         if "schedule" in spec:
-            problem = _cron_problem(spec["schedule"])
+            problem = cron_problem(spec["schedule"])
             if problem:
                 self.error("E406", f"invalid schedule {spec['schedule']!r}: {problem}",
-                           f"{pointer}/schedule",
-                           "write five fields: minute hour day month weekday, such as"
-                           " '0 * * * *'")
+                           f"{pointer}/schedule", CRON_HINT)
                 return None
             return TriggerPlan(kind="schedule", schedule=spec["schedule"])
         webhook = spec["webhook"]
@@ -943,9 +980,66 @@ class Analyzer:
             else:
                 columns.append(ColumnPlan(field=field_name, header=column["header"],
                                           aliases=column.get("aliases", [])))
+        if not self._check_headers(spec, columns, pointer):
+            return None
         return DestinationPlan(system=system_id, object=spec["object"], mode=mode,
                                key=key, idempotency_key=idempotency_key,
                                columns=columns)
+
+    def _check_headers(self, spec: dict[str, Any], columns: list[ColumnPlan],
+                       pointer: str) -> bool:
+        """Report two columns of a destination whose headers or aliases match.
+
+        The sheet layer matches header cells ignoring case and runs of spaces, so
+        such columns would read and write the same cell.
+        """
+        label = f"{spec['system']}/{spec['object']}"
+        seen: dict[str, str] = {}
+        ok = True
+        for column in columns:
+            names = [(column.header, self._header_pointer(spec, column.field,
+                                                          pointer))]
+            column_pointer = join_pointer(f"{pointer}/columns", column.field)
+            names += [(alias, f"{column_pointer}/aliases/{index}")
+                      for index, alias in enumerate(column.aliases)]
+            keys = set()
+            for text, where in names:
+                key = header_key(text)
+                if not key:
+                    # The sheet layer never matches a blank header cell, so the
+                    # column would be added again on every run.
+                    self.error("E105", f"destination {label}: field {column.field!r}"
+                               " has a blank header or alias", where,
+                               "write the header text, or remove the blank alias")
+                    ok = False
+                    continue
+                if key in keys:
+                    continue  # an alias equal to the column's own header
+                keys.add(key)
+                other = seen.setdefault(key, column.field)
+                if other == column.field:
+                    continue
+                self.error("E604", f"destination {label}: the header {text!r} of"
+                           f" field {column.field!r} matches that of field {other!r},"
+                           " because headers are compared ignoring case and spaces",
+                           where,
+                           f"give field {column.field!r} a distinct header under"
+                           f" 'columns:', such as '{column.field}: {' '.join(text.split())} 2'")
+                ok = False
+        return ok
+
+    @staticmethod
+    def _header_pointer(spec: dict[str, Any], field_name: str, pointer: str) -> str:
+        """Return the pointer of the spec node that gives a column its header."""
+        column = spec.get("columns", {}).get(field_name)
+        if isinstance(column, str):
+            return join_pointer(f"{pointer}/columns", field_name)
+        if isinstance(column, dict):
+            return join_pointer(f"{pointer}/columns", field_name) + "/header"
+        written = spec.get("fields")
+        if isinstance(written, list) and field_name in written:
+            return f"{pointer}/fields/{written.index(field_name)}"
+        return pointer
 
     # --- http destinations --------------------------------------------------
 
@@ -1173,23 +1267,3 @@ def _http_options(http: dict[str, Any], depends_on: list[str]) -> dict[str, Any]
         if name in http:
             options[name] = http[name]
     return options
-
-
-def _cron_problem(expression: str) -> str | None:
-    parts = expression.split()
-    if len(parts) != 5:
-        return f"it has {len(parts)} fields, not 5"
-    for part, (low, high), name in zip(parts, _CRON_RANGES,
-                                       ("minute", "hour", "day", "month", "weekday")):
-        for item in part.split(","):
-            base, _, step = item.partition("/")
-            if step and not step.isdigit():
-                return f"the {name} step {step!r} is not a number"
-            if base == "*":
-                continue
-            bounds = base.split("-")
-            if not all(b.isdigit() for b in bounds) or len(bounds) > 2:
-                return f"the {name} field {item!r} is not a number, range or '*'"
-            if any(not low <= int(b) <= high for b in bounds):
-                return f"the {name} {item!r} is outside {low}-{high}"
-    return None

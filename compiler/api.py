@@ -20,6 +20,7 @@ from compiler.ownership import check_ownership, order_flows
 from compiler.plan import Plan
 from compiler.plan.io import dump_plan
 from compiler.project import Project, load_project
+from compiler.safety_net import plan_diagnostics
 
 
 @dataclass
@@ -83,6 +84,12 @@ def _compile(path: Path) -> CompileResult:
             entities=analysis.entities,
             flows=flows,
         )
+        # A plan the spec checks passed must pass the checks of a plan file too,
+        # or it would fail at run time.
+        net = plan_diagnostics(project, result.plan)
+        if net:
+            diagnostics.extend(net)
+            result.plan = None
     result.diagnostics = sorted(set(diagnostics), key=Diagnostic.sort_key)
     # The plan is built from the pydantic models, which the tests check against
     # plan.schema.json; validating it again here would double the compile time of

@@ -145,3 +145,49 @@ TYPE_FIT: dict[SourceType, frozenset[str]] = {
     "list": frozenset(),
     "object": frozenset(),
 }
+
+# Field types that take minimum and maximum, and those that take pattern and
+# the lengths: the runtime's converters reject these settings on other types.
+NUMBER_TYPES = frozenset({"integer", "decimal", "money"})
+TEXT_TYPES = frozenset({"string", "email", "url", "enum"})
+CONSTRAINT_TYPES: dict[str, frozenset[str]] = {
+    "minimum": NUMBER_TYPES,
+    "maximum": NUMBER_TYPES,
+    "pattern": TEXT_TYPES,
+    "min_length": TEXT_TYPES,
+    "max_length": TEXT_TYPES,
+}
+# The directives of datetime.strptime on Python 3.11, which reads the formats
+# of date and datetime fields.
+STRPTIME_DIRECTIVES = frozenset("aAbBcdfGHIjmMpSUuVwWxXyYzZ%")
+FORMAT_HINT = ("use strptime directives such as %Y, %m, %d, %H, %M, %S, %I and %p,"
+               " and write %% for a literal '%'")
+
+
+def unknown_directive(fmt: str) -> str | None:
+    """Return the first directive of a strptime format that Python lacks, or None.
+
+    A '%' at the end of the format, with no letter after it, is returned as "".
+    """
+    index = fmt.find("%")
+    while index != -1:
+        directive = fmt[index + 1 : index + 2]
+        if directive not in STRPTIME_DIRECTIVES:
+            return directive
+        index = fmt.find("%", index + 2)
+    return None
+
+
+def constraint_types_text(types: frozenset[str]) -> str:
+    """Return ``types`` as prose: 'integer, decimal and money'."""
+    *others, last = sorted(types)
+    return f"{', '.join(others)} and {last}"
+
+
+def header_key(header: str) -> str:
+    """Return a column header as the sheet layer compares it.
+
+    The runtime matches header cells ignoring case and runs of whitespace, so two
+    headers with the same key would name the same column.
+    """
+    return " ".join(header.split()).casefold()

@@ -24,6 +24,7 @@ Severity = Literal["error", "warning"]
 # Codes by family; a W code is a warning of the family of its number.
 # E0xx: reading files. E1xx: the schema. E2xx: references.
 # E3xx: ownership. E4xx: types and templates. E5xx: security. E6xx: write modes.
+# E9xx: the compiled plan fails compiler.plan.check, which checks plan files too.
 CODES: dict[str, str] = {
     "E001": "file cannot be read",
     "E002": "file is not valid UTF-8",
@@ -67,12 +68,16 @@ CODES: dict[str, str] = {
     "E404": "invalid regular expression",
     "E405": "invalid time zone",
     "E406": "invalid schedule",
+    "E407": "invalid date format",
+    "E408": "constraint does not fit the field",
     "E501": "literal secret in settings",
     "E502": "scope missing",
     "W501": "scope granted but not needed",
     "E601": "create needs an idempotency key",
     "E602": "write mode needs a key",
     "E603": "key is not a field of the entity",
+    "E604": "two columns share a header",
+    "E901": "plan check failed",
 }
 
 

@@ -24,7 +24,15 @@ from typing import Any
 from jsonschema import Draft202012Validator
 
 import schemas
-from compiler.catalog import KINDS
+from compiler.catalog import (
+    CONSTRAINT_TYPES,
+    FORMAT_HINT,
+    KINDS,
+    constraint_types_text,
+    header_key,
+    unknown_directive,
+)
+from compiler.cron import CRON_HINT, cron_problem
 from compiler.plan.models import (
     DestinationPlan,
     EntityPlan,
@@ -39,13 +47,6 @@ from compiler.templates import check_template
 DERIVED_OWNER = "syncplan"
 # Tabs that syncplan writes itself in every spreadsheet (matched ignoring case).
 RESERVED_TABS = frozenset({"errors", "runs"})
-# Field types that take minimum and maximum, and those that take pattern and
-# lengths, as the runtime's converters accept them.
-NUMBER_TYPES = frozenset({"integer", "decimal", "money"})
-TEXT_TYPES = frozenset({"string", "email", "url", "enum"})
-# The directives of Python's datetime.strptime, which reads the formats of date
-# and datetime fields.
-STRPTIME_DIRECTIVES = frozenset("aAbBcdfGHIjmMpSUuVwWxXyYzZ%")
 # Modes that match records to rows or objects by the destination key.
 KEYED_MODES = frozenset({"upsert", "update", "mirror"})
 _LISTED = 12
@@ -94,17 +95,6 @@ def _zone_problem(name: Any) -> str | None:
             f"{name!r} is not an IANA time zone; use a name such as "
             "'Europe/London' or 'UTC'"
         )
-    return None
-
-
-def _unknown_directive(fmt: str) -> str | None:
-    """Return the first directive of a strptime format that Python lacks."""
-    index = fmt.find("%")
-    while index != -1:
-        directive = fmt[index + 1 : index + 2]
-        if directive not in STRPTIME_DIRECTIVES:
-            return directive
-        index = fmt.find("%", index + 2)
     return None
 
 
@@ -209,15 +199,13 @@ def _field_problems(field: FieldPlan, pointer: str, owners: set[str],
             f"owner {field.owner!r} of field {field.name!r} is not a system; use "
             f"one of {_choices(owners)}",
         )
-    for name, allowed in (("minimum", NUMBER_TYPES), ("maximum", NUMBER_TYPES),
-                          ("pattern", TEXT_TYPES), ("min_length", TEXT_TYPES),
-                          ("max_length", TEXT_TYPES)):
+    for name, allowed in CONSTRAINT_TYPES.items():
         if getattr(field, name) is not None and field.type not in allowed:
-            *others, last = sorted(allowed)
             yield PlanProblem(
                 f"{pointer}/{name}",
-                f"{name} of field {field.name!r} applies to {', '.join(others)} and "
-                f"{last} fields, not to {field.type}; remove it or change the type",
+                f"{name} of field {field.name!r} applies to "
+                f"{constraint_types_text(allowed)} fields, not to {field.type}; "
+                "remove it or change the type",
             )
     if (field.minimum is not None and field.maximum is not None
             and field.minimum > field.maximum):
@@ -260,12 +248,11 @@ def _field_text_problems(field: FieldPlan, pointer: str,
         if problem:
             yield PlanProblem(f"{pointer}/timezone", problem)
     for index, fmt in enumerate(field.formats or []):
-        unknown = _unknown_directive(fmt)
+        unknown = unknown_directive(fmt)
         if unknown is not None:
             yield PlanProblem(
                 f"{pointer}/formats/{index}",
-                f"format {fmt!r} has the unknown directive %{unknown}; use strptime "
-                "directives such as %Y, %m, %d, %H, %M and %S",
+                f"format {fmt!r} has the unknown directive %{unknown}; {FORMAT_HINT}",
             )
     for index, step in enumerate(field.normalize):
         pattern = step.arg.get("pattern") if isinstance(step.arg, dict) else None
@@ -319,6 +306,12 @@ def _flow_problems(plan: Plan) -> Iterator[PlanProblem]:
                     " it in the plan",
                 )
         trigger = flow.trigger
+        if trigger.kind == "schedule":
+            problem = cron_problem(trigger.schedule or "")
+            if problem:
+                yield PlanProblem(_pointer(*where, "trigger", "schedule"),
+                                  f"schedule {trigger.schedule!r} of flow {flow.id!r} "
+                                  f"is invalid: {problem}; {CRON_HINT}")
         if trigger.kind == "webhook" and trigger.system not in plan.systems:
             yield PlanProblem(
                 _pointer(*where, "trigger", "system"),
@@ -613,6 +606,7 @@ def _tab_problems(destination: DestinationPlan, label: str, fields: list[str],
     if not destination.columns:
         yield PlanProblem(f"{pointer}/columns",
                           f"destination {label} needs at least one column")
+    yield from _header_problems(destination, label, pointer)
     columns = [column.field for column in destination.columns]
     for index, name in enumerate(destination.key):
         if name in fields and name not in columns:
@@ -621,3 +615,33 @@ def _tab_problems(destination: DestinationPlan, label: str, fields: list[str],
                 f"key field {name!r} of destination {label} has no column; its "
                 f"columns are {_choices(columns)}",
             )
+
+
+def _header_problems(destination: DestinationPlan, label: str,
+                     pointer: str) -> Iterator[PlanProblem]:
+    """Yield blank headers and headers or aliases that two columns share.
+
+    Headers are compared as the sheet layer matches them (``header_key``).
+    """
+    seen: dict[str, str] = {}
+    for index, column in enumerate(destination.columns):
+        where = f"{pointer}/columns/{index}"
+        names = [(column.header, f"{where}/header")]
+        names += [(alias, f"{where}/aliases/{position}")
+                  for position, alias in enumerate(column.aliases)]
+        keys = set()
+        for text, at in names:
+            key = header_key(text)
+            if not key:
+                yield PlanProblem(at, f"field {column.field!r} of destination {label} "
+                                  f"has the blank header {text!r}; write its text")
+                continue
+            if key in keys:
+                continue
+            keys.add(key)
+            other = seen.setdefault(key, column.field)
+            if other != column.field:
+                yield PlanProblem(at, f"header {text!r} of field {column.field!r} of "
+                                  f"destination {label} matches that of field "
+                                  f"{other!r}, ignoring case and spaces; make it "
+                                  "distinct")
