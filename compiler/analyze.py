@@ -998,12 +998,12 @@ class Analyzer:
         ok = True
         for column in columns:
             names = [(column.header, self._header_pointer(spec, column.field,
-                                                          pointer))]
+                                                          pointer), "header")]
             column_pointer = join_pointer(f"{pointer}/columns", column.field)
-            names += [(alias, f"{column_pointer}/aliases/{index}")
+            names += [(alias, f"{column_pointer}/aliases/{index}", "alias")
                       for index, alias in enumerate(column.aliases)]
             keys = set()
-            for text, where in names:
+            for text, where, role in names:
                 key = header_key(text)
                 if not key:
                     # The sheet layer never matches a blank header cell, so the
@@ -1019,12 +1019,14 @@ class Analyzer:
                 other = seen.setdefault(key, column.field)
                 if other == column.field:
                     continue
-                self.error("E604", f"destination {label}: the header {text!r} of"
-                           f" field {column.field!r} matches that of field {other!r},"
-                           " because headers are compared ignoring case and spaces",
-                           where,
-                           f"give field {column.field!r} a distinct header under"
-                           f" 'columns:', such as '{column.field}: {' '.join(text.split())} 2'")
+                hint = (f"give field {column.field!r} a distinct header under"
+                        f" 'columns:', such as '{column.field}:"
+                        f" {' '.join(text.split())} 2'") if role == "header" else (
+                    f"remove the alias {text!r} or make it distinct")
+                self.error("E604", f"destination {label}: the {role} {text!r} of"
+                           f" field {column.field!r} matches a header or alias of"
+                           f" field {other!r}, because headers are compared ignoring"
+                           " case and spaces", where, hint)
                 ok = False
         return ok
 

@@ -479,6 +479,43 @@ CASES: list[Case] = [
     Case("cron_four_fields",
          root(with_trigger("{schedule: '* * * *'}")),
          "E406", "syncplan.yaml", 13, 25, message="4 fields, not 5"),
+    Case("cron_three_fields", root(with_trigger("{schedule: '* * *'}")),
+         "E406", "syncplan.yaml", 13, 25, message="3 fields, not 5", hint="MON-FRI"),
+    Case("cron_unknown_day_name", root(with_trigger("{schedule: '0 6 * * MON-FRY'}")),
+         "E406", "syncplan.yaml", 13, 25, message="'MON-FRY'"),
+    Case("cron_range_backwards", root(with_trigger("{schedule: '0 6 * * 5-1'}")),
+         "E406", "syncplan.yaml", 13, 25, message="runs backwards"),
+    Case("cron_step_zero", root(with_trigger("{schedule: '*/0 * * * *'}")),
+         "E406", "syncplan.yaml", 13, 25, message="step '0'"),
+    Case("field_time_zone_unknown",
+         root(edit("name: {type: string, owner: crm}",
+                   "name: {type: datetime, owner: crm, timezone: Mars/Olympus}")),
+         "E405", "syncplan.yaml", 10, 52, message="'Mars/Olympus'"),
+    Case("format_unknown_directive",
+         root(edit("name: {type: string, owner: crm}",
+                   "name: {type: date, owner: crm, formats: ['%d.%m.%Y', '%Q']}")),
+         "E407", "syncplan.yaml", 10, 60, message="directive %Q", hint="%Y"),
+    Case("format_lone_percent",
+         root(edit("name: {type: string, owner: crm}",
+                   "name: {type: date, owner: crm, formats: ['%d%']}")),
+         "E407", "syncplan.yaml", 10, 48, message="lone '%'", hint="%%"),
+    Case("minimum_on_string",
+         root(edit("name: {type: string, owner: crm}",
+                   "name: {type: string, owner: crm, minimum: 3}")),
+         "E408", "syncplan.yaml", 10, 49, message="minimum does not apply",
+         hint="decimal, integer and money"),
+    Case("maximum_on_date",
+         root(edit("name: {type: string, owner: crm}",
+                   "name: {type: date, owner: crm, maximum: 3}")),
+         "E408", "syncplan.yaml", 10, 47, message="maximum does not apply"),
+    Case("pattern_on_integer",
+         root(edit("name: {type: string, owner: crm}",
+                   "name: {type: integer, owner: crm, pattern: '[0-9]+'}")),
+         "E408", "syncplan.yaml", 10, 50, hint="email, enum, string and url"),
+    Case("minimum_above_maximum",
+         root(edit("name: {type: string, owner: crm}",
+                   "name: {type: integer, owner: crm, minimum: 9, maximum: 1}")),
+         "E408", "syncplan.yaml", 10, 50, message="greater than its maximum 1"),
     # --- security -----------------------------------------------------------
     Case("literal_token_in_auth",
          root(edit("  report:", "  api: {kind: http, base_url: 'https://api.example',"
@@ -501,6 +538,24 @@ CASES: list[Case] = [
          "E601", "syncplan.yaml", 18, 49, hint="idempotency_key"),
     Case("mirror_without_key", root(edit("mode: upsert", "mode: mirror")),
          "E602", "syncplan.yaml", 18, 49, hint="key: <field>"),
+    Case("duplicate_column_header",
+         root(edit("mode: upsert}", "mode: upsert, columns: {name: ' Id '}}")),
+         "E604", "syncplan.yaml", 18, 73, message="field 'id'", hint="'name: Id 2'"),
+    Case("alias_matches_other_header",
+         root(edit("mode: upsert}", "mode: upsert, columns: {name: {header: Name,"
+                   " aliases: [ID]}}}")),
+         "E604", "syncplan.yaml", 18, 98, message="the alias 'ID'"),
+    Case("blank_column_header",
+         root(edit("mode: upsert}", "mode: upsert, columns: {name: '  '}}")),
+         "E105", "syncplan.yaml", 18, 73, message="blank header"),
+]
+
+# Spec values that the runtime rejects when it builds the run. Before the
+# compiler checked them, validate passed and run stopped with an internal error.
+RUN_CASES = [
+    "bad_regex", "bad_time_zone", "field_time_zone_unknown", "cron_minute_out_of_range",
+    "cron_three_fields", "format_unknown_directive", "minimum_on_string",
+    "minimum_above_maximum", "duplicate_column_header", "blank_column_header",
 ]
 
 # Cases that also run through the console command.
@@ -544,6 +599,7 @@ def test_case_table_size_and_ids() -> None:
     assert len(CASES) >= 45
     assert len(CASES_BY_ID) == len(CASES)
     assert set(CLI_CASES) <= set(CASES_BY_ID)
+    assert set(RUN_CASES) <= set(CASES_BY_ID)
 
 
 def test_case_codes_are_known() -> None:
@@ -572,9 +628,9 @@ def test_bad_spec_diagnostic(case: Case, tmp_path: Path) -> None:
         assert case.message in found.message
 
 
-def run_validate(*args: str, cwd: Path | None = None
-                 ) -> subprocess.CompletedProcess[str]:
-    """Run ``syncplan validate`` as a separate process.
+def run_command(*args: str, cwd: Path | None = None
+                ) -> subprocess.CompletedProcess[str]:
+    """Run the ``syncplan`` console command as a separate process.
 
     File names in its output are relative to ``cwd``, so running it in the
     project folder gives the names the compiler uses.
@@ -582,8 +638,13 @@ def run_validate(*args: str, cwd: Path | None = None
     script = Path(sys.executable).with_name("syncplan")
     command = [str(script)] if script.exists() else [sys.executable, "-m",
                                                      "sheets_addon"]
-    return subprocess.run([*command, "validate", *args], capture_output=True,
+    return subprocess.run([*command, *args], capture_output=True,
                           text=True, timeout=60, check=False, cwd=cwd)
+
+
+def run_validate(*args: str, cwd: Path | None = None
+                 ) -> subprocess.CompletedProcess[str]:
+    return run_command("validate", *args, cwd=cwd)
 
 
 @pytest.mark.parametrize("case_id", CLI_CASES)
@@ -604,6 +665,31 @@ def test_bad_spec_through_cli(case_id: str, tmp_path: Path) -> None:
     assert lines[matching[0] + 1] == f"  hint: {found.hint}"
     assert "invalid" in completed.stderr
     assert "Traceback" not in completed.stdout + completed.stderr
+
+
+@pytest.mark.parametrize("case_id", RUN_CASES)
+def test_bad_spec_run_stops_at_validate(case_id: str, tmp_path: Path) -> None:
+    case = CASES_BY_ID[case_id]
+    project = write_project(tmp_path, case.files)
+    (project / "data").mkdir()
+    (project / "data" / "crm.csv").write_text("id,name,amount\n1,Ann,3\n",
+                                              encoding="utf-8")
+
+    completed = run_command("run", str(project), cwd=project)
+
+    output = completed.stdout + completed.stderr
+    assert completed.returncode == 1, output
+    assert "internal error" not in output
+    assert "Traceback" not in output
+    assert f"{case.file}:{case.line}:{case.column}: error[{case.code}]: " in output
+    assert not (project / "out").exists()
+
+
+def test_cron_names_and_steps_are_valid(tmp_path: Path) -> None:
+    spec = with_trigger("{schedule: '*/15 6-18 1,15 JAN-jun mon-FRI'}")
+    result = compile_project(write_project(tmp_path, root(spec)))
+    assert result.diagnostics == []
+    assert result.plan is not None
 
 
 def test_missing_project_folder(tmp_path: Path) -> None:

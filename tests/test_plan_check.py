@@ -18,6 +18,8 @@ import pytest
 
 from compiler import PlanLoadError, compile_project, load_plan, plan_json
 from compiler.plan.check import link_problems
+from compiler.project import load_project
+from compiler.safety_net import plan_diagnostics, spec_pointer
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 
@@ -185,6 +187,15 @@ LOAD_CASES = [
     ("/flows/0/trigger", {"kind": "webhook", "system": "nosuch"},
      "/flows/0/trigger/system: flow 'clients' is started by the webhook of the"
      " unknown system 'nosuch'"),
+    ("/flows/2/trigger/schedule", "0 * * *",
+     "/flows/2/trigger/schedule: schedule '0 * * *' of flow 'calendar_hours' is"
+     " invalid: it has 4 fields, not 5; write five fields: minute (0-59), hour"
+     " (0-23), day of month (1-31), month (1-12 or JAN-DEC) and day of week (0-7 or"
+     " SUN-SAT), such as '0 6 * * MON-FRI'"),
+    ("/flows/0/destinations/0/columns/1/header", " CLIENT  code",
+     "/flows/0/destinations/0/columns/1/header: header ' CLIENT  code' of field"
+     " 'name' of destination report/Clients matches that of field 'client_code',"
+     " ignoring case and spaces; make it distinct"),
     ("LOOKUP/take", "nosuch",
      "LOOKUP/take: the lookup takes 'nosuch', which entity 'client' does not have;"
      " its fields are 'account_lead', 'calendar_tag', 'client_code',"
@@ -219,3 +230,52 @@ def test_load_lists_five_problems_and_counts_rest(
     message = str(raised.value)
     assert message.count("depends on the unknown flow") == 5
     assert "(and 7 more)" in message
+
+
+# (plan pointer, spec pointer it maps to)
+SPEC_POINTERS = [
+    ("/systems/report/settings/spreadsheet", "/systems/report/spreadsheet"),
+    ("/entities/client/fields/1/minimum", "/entities/client/fields/name/minimum"),
+    ("/entities/client/fields/0/normalize/0/arg",
+     "/entities/client/fields/client_code/normalize/0/OP"),
+    ("/flows/2/trigger/schedule", "/flows/calendar_hours/trigger/schedule"),
+    ("/flows/0/trigger/system", "/flows/clients/trigger/webhook/system"),
+    ("/flows/0/destinations/0/columns/1/header",
+     "/flows/clients/destinations/0/columns/name/header"),
+    ("/flows/0/destinations/0/columns/1/field",
+     "/flows/clients/destinations/0/columns/name"),
+    ("/flows/0/map/fields/0/source/path/0", "/flows/clients/map/fields/FIELD0"),
+]
+
+
+@pytest.mark.parametrize(("plan_pointer", "expected"), SPEC_POINTERS)
+def test_spec_pointer_of_plan_pointer(plan_pointer: str, expected: str) -> None:
+    compiled = compile_project(EXAMPLES / "agency")
+    assert compiled.plan is not None
+    plan = compiled.plan
+    step = plan.entities["client"].fields[0].normalize[0].op
+    first_mapped = plan.flows[0].map.fields[0].field
+    expected = expected.replace("OP", step).replace("FIELD0", first_mapped)
+    assert spec_pointer(plan_pointer, plan) == expected
+
+
+def test_safety_net_reports_plan_problem_at_spec_node() -> None:
+    compiled = compile_project(EXAMPLES / "agency")
+    assert compiled.plan is not None
+    project = load_project(EXAMPLES / "agency")
+    plan = compiled.plan
+    # The plan models are frozen, so the bad schedule goes in through copies.
+    flows = list(plan.flows)
+    trigger = flows[2].trigger.model_copy(update={"schedule": "61 * * * *"})
+    flows[2] = flows[2].model_copy(update={"trigger": trigger})
+    plan = plan.model_copy(update={"flows": flows})
+
+    found = plan_diagnostics(project, plan)
+
+    assert [d.code for d in found] == ["E901"]
+    assert found[0].pointer == "/flows/calendar_hours/trigger/schedule"
+    assert "outside 0-59" in found[0].message
+    assert found[0].hint
+    expected = project.locate("/flows/calendar_hours/trigger/schedule")
+    assert (found[0].file, found[0].line, found[0].column) == expected
+    assert found[0].line > 1
