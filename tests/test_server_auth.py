@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import logging
 import sqlite3
 import time
@@ -109,6 +110,32 @@ def test_invalid_tokens_are_rejected_and_start_nothing(setup: Setup) -> None:
         if status == 401:
             assert response.headers["WWW-Authenticate"].startswith("Bearer"), case
     assert setup.jobs() == []
+
+
+def test_malformed_token_fetches_no_certificates(tmp_path: Path) -> None:
+    root = write_server_project(tmp_path / "project", gate=False)
+    # Nothing listens on port 1: a certificate fetch would fail and answer 503.
+    app = create_app(root, oauth_client_id="client-1",
+                     certs_url="http://127.0.0.1:1/oauth2/v1/certs")
+    header = base64.urlsafe_b64encode(b'{"alg":"HS256","kid":"k1"}').decode()
+    payload = base64.urlsafe_b64encode(b'{"sub":"1"}').decode()
+    cases = {
+        "not.a.jwt.at.all": "it is not a JWT",
+        "abc.def": "it is not a JWT",
+        "e30.e30.c2ln": "its header is not a JSON object with a key id",
+        f"{header}.{payload}.c2ln": "it is signed with 'HS256'",
+    }
+    client = app.test_client()
+    try:
+        for token, reason in cases.items():
+            response = client.get("/api/v1/flows",
+                                  headers={"Authorization": f"Bearer {token}"})
+            assert response.status_code == 401, token
+            error = response.get_json()["error"]
+            assert error["code"] == "invalid_token", token
+            assert reason in error["message"], token
+    finally:
+        app.extensions["syncplan"].close()
 
 
 def test_issuer_without_scheme_is_accepted(setup: Setup) -> None:

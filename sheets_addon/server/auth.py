@@ -151,14 +151,38 @@ def _max_age(cache_control: str) -> float:
     return float(match.group(1)) if match else DEFAULT_CERTS_MAX_AGE
 
 
-def _unverified_key_id(token: str) -> str | None:
-    header = token.split(".", 1)[0]
+def _decode_segment(segment: str) -> Any:
+    """Return the JSON value of one base64url segment of a JWT, or None."""
     try:
-        decoded = json.loads(base64.urlsafe_b64decode(header + "=" * (-len(header) % 4)))
+        return json.loads(base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4)))
     except (ValueError, TypeError):
         return None
+
+
+def _unverified_key_id(token: str) -> str | None:
+    decoded = _decode_segment(token.split(".", 1)[0])
     kid = decoded.get("kid") if isinstance(decoded, dict) else None
     return kid if isinstance(kid, str) else None
+
+
+def _shape_problem(token: str) -> str | None:
+    """Tell why ``token`` cannot be a Google ID token, before any certificate fetch.
+
+    Google signs ID tokens as RS256 JWTs with a key id, so a value that is not
+    three segments with such a header and a JSON object as payload is rejected
+    at once; an unreachable certificate endpoint then cannot turn junk into a 503.
+    """
+    parts = token.split(".")
+    if len(parts) != 3 or not all(parts):
+        return "it is not a JWT (three base64url parts joined by dots)"
+    header = _decode_segment(parts[0])
+    if not isinstance(header, dict) or not isinstance(header.get("kid"), str):
+        return "its header is not a JSON object with a key id ('kid')"
+    if header.get("alg") != "RS256":
+        return f"it is signed with {header.get('alg')!r}, and Google signs with 'RS256'"
+    if not isinstance(_decode_segment(parts[1]), dict):
+        return "its payload is not a JSON object"
+    return None
 
 
 class GoogleTokenVerifier:
@@ -171,6 +195,10 @@ class GoogleTokenVerifier:
 
     def verify(self, token: str) -> Identity:
         """Return the caller the token names; raise ``AuthError`` when it is invalid."""
+        problem = _shape_problem(token)
+        if problem is not None:
+            raise AuthError(401, "invalid_token",
+                            f"the ID token is invalid: {problem}; sign in again")
         kid = _unverified_key_id(token)
         known = self._request.cached_key_ids(self.certs_url)
         if kid is not None and known is not None and kid not in known:
