@@ -2,10 +2,10 @@
 
 The tests talk to local stand-ins of Google, HubSpot and Asana only. A socket
 connection from the test process to any other address fails at once with
-``NonLoopbackConnection``, so a default that points at a real host (google-auth
-probing the metadata server, a URL left in a fixture) shows up as a failing test
-instead of a request to the internet. Child processes (the server under
-gunicorn, Node, Chromium) are not covered by this guard.
+``NonLoopbackConnection``. A default that points at a real host (google-auth
+probing the metadata server, a URL left in a fixture) therefore shows up as a
+failing test, not as a request to the internet. Child processes (the server
+under gunicorn, Node, Chromium) are not covered by this guard.
 """
 
 from __future__ import annotations

@@ -168,9 +168,9 @@ def _unverified_key_id(token: str) -> str | None:
 def _shape_problem(token: str) -> str | None:
     """Tell why ``token`` cannot be a Google ID token, before any certificate fetch.
 
-    Google signs ID tokens as RS256 JWTs with a key id, so a value that is not
-    three segments with such a header and a JSON object as payload is rejected
-    at once; an unreachable certificate endpoint then cannot turn junk into a 503.
+    Google signs ID tokens as RS256 JWTs with a key id. A value without that
+    header and a JSON object as payload is rejected at once, so an unreachable
+    certificate endpoint cannot turn junk into a 503.
     """
     parts = token.split(".")
     if len(parts) != 3 or not all(parts):
