@@ -398,7 +398,9 @@ class PlanRunner:
             result.destinations.append(f"{destination.system}/{destination.object}"
                                        f" ({backend.location()})")
         rejected = self._check_limits(flow, planned, batch, result)
-        if not self.dry_run:
+        if self.dry_run:
+            self._add_dry_run_problems(flow, planned, rejected, batch)
+        else:
             for tab in planned:
                 if tab.system.id in rejected:
                     keys = self._reject_destination(flow, tab,
@@ -722,11 +724,23 @@ class PlanRunner:
                 rejected[system_id] = exc
                 self._report_rejection(flow, system_id, tabs[0].backend, list(writes),
                                        exc, result)
-                if self.dry_run:
-                    batch.errors.extend(
-                        ErrorRecord(flow.id, exc.code, str(exc),
-                                    position=f"{system_id}/{name}") for name in writes)
         return rejected
+
+    def _add_dry_run_problems(self, flow: FlowPlan, planned: list[PlannedTab],
+                              rejected: dict[str, LimitExceeded],
+                              batch: MappedBatch) -> None:
+        """Add the error records a real run would add for its planned tabs.
+
+        They are the ones ``_apply_destination`` and ``_reject_destination``
+        add, in the same order, so that a preview shows a missing key column
+        or a rejected write with the same codes as the run.
+        """
+        for tab in planned:
+            exc = rejected.get(tab.system.id)
+            if exc is not None and not tab.sync.changes.is_empty():
+                batch.errors.append(ErrorRecord(flow.id, exc.code, str(exc),
+                                                position=tab.label))
+            self._add_row_problems(flow, tab, batch)
 
     def _report_rejection(self, flow: FlowPlan, system_id: str, backend: SheetBackend,
                           tabs: list[str], exc: LimitExceeded,

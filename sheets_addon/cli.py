@@ -492,7 +492,8 @@ def plan_command(path: Path, flows: tuple[str, ...], state_path: Path | None,
             click.echo(f"{result.flow}: warning: {warning}", err=True)
         if result.errors:
             click.echo(f"{result.flow}: {len(result.errors)} record error(s) would be"
-                       " reported", err=True)
+                       " reported; first ones:", err=True)
+            _print_first_errors(result)
     failures = [(r.flow, str(r.message)) for r in results if r.status != "succeeded"]
     for names, message in _grouped(failures):
         click.echo(f"error: cannot preview flow {names[0]!r}: {message}", err=True)
@@ -532,6 +533,14 @@ def _open_state(state_file: Path) -> StateStore:
                         " pass another --state file") from None
 
 
+def _print_first_errors(result: FlowResult, count: int = 3) -> None:
+    """Print the first error records of a run, one indented line each, to stderr."""
+    for error in result.errors[:count]:
+        where = error.get("record_key") or error.get("position") or "?"
+        field = f" {error['field']}" if error.get("field") else ""
+        click.echo(f"  [{error['code']}] {where}{field}: {error['message']}", err=True)
+
+
 def _print_summary(results: list[FlowResult]) -> None:
     rows = [[r.flow, r.status, r.read, r.filtered, r.created, r.updated, r.unchanged,
              r.deleted, r.failed, f"{r.seconds:.2f}"] for r in results]
@@ -560,11 +569,7 @@ def _print_summary(results: list[FlowResult]) -> None:
                 kept += " and the Errors tab"
             click.echo(f"{result.flow}: {len(result.errors)} record error(s), kept in"
                        f" {kept}; first ones:", err=True)
-            for error in result.errors[:3]:
-                where = error.get("record_key") or error.get("position") or "?"
-                field = f" {error['field']}" if error.get("field") else ""
-                click.echo(f"  [{error['code']}] {where}{field}: {error['message']}",
-                           err=True)
+            _print_first_errors(result)
     # Each distinct text is printed once: a broken workbook fails every flow
     # that writes it with the same message.
     warnings = [(r.flow, warning) for r in results for warning in r.warnings]

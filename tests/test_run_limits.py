@@ -454,3 +454,14 @@ def test_plan_command_prints_rejection(xlsx: Project) -> None:
     assert "people: warning: " in done.stderr
     assert "over Excel's limit" in done.stderr
     assert path.read_bytes() == before
+
+
+def test_xlsx_dry_run_reports_run_problems(xlsx: Project) -> None:
+    preview = xlsx.run(dry_run=True)
+
+    result = xlsx.run()
+
+    assert preview.status == "succeeded", preview.message
+    assert [(e["code"], e["position"]) for e in preview.errors] == [
+        (e["code"], e["position"]) for e in result.errors]
+    assert ("cell_too_long", "report/Beta") in codes_by_place(preview)

@@ -414,3 +414,49 @@ def test_preview_shows_serial_cells_as_dates() -> None:
     assert _changed_cells(grid, sync) == [
         ("B2", dt.date(2024, 3, 1), dt.date(2024, 3, 5)),
         ("C2", 1.5, 2)]
+
+
+def rename_clients_key_header(agency: Path) -> None:
+    """Rename the Clients tab's key header and change a client, so a run has work."""
+    report = agency / "out" / "agency-report.xlsx"
+    workbook = openpyxl.load_workbook(report)
+    workbook["Clients"]["A1"] = "Client ID"
+    workbook.save(report)
+    clients = agency / "data" / "clients.json"
+    clients.write_text(clients.read_text(encoding="utf-8").replace(
+        "Globex Corporation", "Globex Corp"), encoding="utf-8")
+
+
+def test_dry_run_reports_run_problems(agency: Path) -> None:
+    run_project(agency, ["clients"])
+    rename_clients_key_header(agency)
+    compiled = compile_project(agency)
+    state = StateStore(agency / ".syncplan" / "state.db")
+    try:
+        (preview,) = PlanRunner(compiled.plan, agency, state, dry_run=True).run(
+            ["clients"])
+    finally:
+        state.close()
+
+    (real,) = run_project(agency, ["clients"])
+
+    assert [error["code"] for error in preview.errors] == ["key_column_missing"]
+    assert [(e["code"], e["position"]) for e in preview.errors] == [
+        (e["code"], e["position"]) for e in real.errors]
+    assert preview.failed == 1
+
+
+def test_plan_command_prints_missing_key(agency: Path) -> None:
+    from click.testing import CliRunner
+
+    from sheets_addon.cli import cli
+
+    run_project(agency, ["clients"])
+    rename_clients_key_header(agency)
+
+    done = CliRunner().invoke(cli, ["plan", str(agency), "--flow", "clients"])
+
+    assert done.exit_code == 0, done.output
+    assert "clients: 1 record error(s) would be reported; first ones:" in done.stderr
+    assert "  [key_column_missing] report/Clients client_code: Key column" \
+        " 'Client code'" in done.stderr
