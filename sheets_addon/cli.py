@@ -766,8 +766,8 @@ def demo() -> None:
               " project create and of a note create after they applied.")
 @click.option("--keep", type=click.Path(path_type=Path, file_okay=False),
               help="Copy the project into this folder and keep it there (report"
-              " workbook, state file); default a temporary folder, deleted when the"
-              " demo ends.")
+              " workbook, state file). The folder must be new or empty; default a"
+              " temporary folder, deleted when the demo ends.")
 @click.option("--example", type=click.Path(path_type=Path, file_okay=False),
               help="The closed-won example folder; default the one in this source"
               " tree.")
@@ -817,8 +817,10 @@ def demo_closed_won(ctx: click.Context, runs: int, faults: bool, keep: Path | No
                    " --keep DIR to keep them")
     else:
         click.echo(f"the project, its report workbook and state are in {report.folder}")
-    if any(result.status != "succeeded" for results in report.runs
-           for result in results):
+    problems = report.problems()
+    for problem in problems:
+        click.echo(f"error: the demo did not go as designed: {problem}", err=True)
+    if problems:
         sys.exit(1)
 
 

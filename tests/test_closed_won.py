@@ -16,7 +16,7 @@ import requests
 from compiler import compile_project
 from runtime.runner import FlowResult, PlanRunner
 from runtime.state import StateStore
-from sheets_addon.demo.closed_won import run_closed_won
+from sheets_addon.demo.closed_won import DemoReport, run_closed_won
 from sheets_addon.demo.fake_apis import SAMPLE_DEALS, FakeApis
 from sheets_addon.demo.fake_asana import FakeAsana
 from sheets_addon.demo.fake_crm import FakeCrm
@@ -423,3 +423,75 @@ def test_demo_command_rejects_bad_example(tmp_path: Path) -> None:
     assert completed.stderr.startswith(f"error: no closed-won example at"
                                        f" {str(tmp_path)!r}")
 
+
+
+def test_demo_command_rejects_used_folder(tmp_path: Path) -> None:
+    kept = tmp_path / "kept"
+    (kept / "closed-won").mkdir(parents=True)
+    (kept / "closed-won" / "notes.txt").write_text("an earlier demo\n", encoding="utf-8")
+
+    completed = demo_command("--keep", kept, "--runs", "1")
+
+    assert completed.returncode == 1
+    assert completed.stderr.startswith(f"error: cannot keep the demo in {str(kept)!r}:"
+                                       " the folder is not empty")
+    assert "choose a new folder, or delete this one first" in completed.stderr
+    assert "run 1 of" not in completed.stdout
+    assert sorted(path.name for path in kept.rglob("*")) == ["closed-won", "notes.txt"]
+
+
+def test_demo_command_keeps_empty_folder(tmp_path: Path) -> None:
+    kept = tmp_path / "kept"
+    kept.mkdir()
+
+    completed = demo_command("--keep", kept, "--runs", "1")
+
+    assert completed.returncode == 0, completed.stderr
+    assert (kept / "closed-won" / ".syncplan" / "state.db").is_file()
+
+
+def demo_result(flow: str, status: str = "succeeded",
+                error_keys: tuple[str, ...] = ()) -> FlowResult:
+    return FlowResult(flow=flow, run_id="r1", status=status, errors=[
+        {"code": "remote_not_found", "record_key": key, "position": "x"}
+        for key in error_keys])
+
+
+def test_demo_report_problems() -> None:
+    report = DemoReport(folder=Path("demo"), deliberate={"1005": "dates swapped"},
+                        projects=4, expected_projects=4)
+    report.runs = [[demo_result("deals", error_keys=("1005", "1005")),
+                    demo_result("report")]]
+    assert report.problems() == []
+
+    report.runs.append([demo_result("deals", error_keys=("1005", "1001", "1002")),
+                        demo_result("report", status="failed")])
+    report.projects = 0
+
+    assert report.problems() == [
+        "flow 'deals' has 2 unexpected record error(s) in run 2 (first:"
+        " remote_not_found at '1001')",
+        "flow 'report' failed in run 2",
+        "the fake project tool has 0 projects instead of 4"]
+
+
+def test_demo_command_fails_on_unexpected_errors(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from click.testing import CliRunner
+
+    from sheets_addon import cli as cli_module
+    from sheets_addon.demo import closed_won
+
+    def reject_project_creates(apis: FakeApis) -> None:
+        apis.asana.add_fault("server_error", CREATE_PROJECT, skip=3, times=None)
+
+    monkeypatch.setattr(closed_won, "inject_demo_faults", reject_project_creates)
+
+    done = CliRunner().invoke(cli_module.cli, ["demo", "closed-won", "--faults",
+                                               "--runs", "1"])
+
+    assert done.exit_code == 1, done.output
+    assert ("error: the demo did not go as designed: flow 'deals_to_projects' has"
+            in done.stderr)
+    assert ("error: the demo did not go as designed: the fake project tool has 3"
+            " projects instead of 4") in done.stderr

@@ -47,7 +47,8 @@ class DemoReport:
 
     ``deliberate`` maps the id of each sample deal that fails on purpose to
     the reason. ``temporary`` is true when ``folder`` is removed as the demo
-    ends.
+    ends. ``expected_projects`` is the number of projects the fake project
+    tool contains after a demo that went as designed.
     """
 
     folder: Path
@@ -55,9 +56,35 @@ class DemoReport:
     deliberate: dict[str, str] = field(default_factory=dict)
     runs: list[list[FlowResult]] = field(default_factory=list)
     projects: int = 0
+    expected_projects: int = 0
     tasks: int = 0
     notes: int = 0
     requests: int = 0
+
+    def problems(self) -> list[str]:
+        """Return the reasons the demo did not go as designed, or an empty list.
+
+        A failed flow, a record error of a deal that is not meant to fail, or
+        a project count other than expected is a problem. The deliberate
+        deal's errors are not.
+        """
+        found = []
+        for number, results in enumerate(self.runs, start=1):
+            for result in results:
+                if result.status != "succeeded":
+                    found.append(f"flow {result.flow!r} failed in run {number}")
+                unexpected = [error for error in result.errors
+                              if error.get("record_key") not in self.deliberate]
+                if unexpected:
+                    first = unexpected[0]
+                    where = first.get("record_key") or first.get("position")
+                    found.append(f"flow {result.flow!r} has {len(unexpected)}"
+                                 f" unexpected record error(s) in run {number}"
+                                 f" (first: {first['code']} at {where!r})")
+        if self.projects != self.expected_projects:
+            found.append(f"the fake project tool has {self.projects} projects"
+                         f" instead of {self.expected_projects}")
+        return found
 
 
 def default_example() -> Path:
@@ -117,6 +144,8 @@ def run_closed_won(example: Path | None = None, *, runs: int = 2,
     if not (source / "syncplan.yaml").is_file():
         raise DemoFailed(f"no closed-won example at {str(source)!r}; pass the folder"
                          " that holds its syncplan.yaml")
+    if folder is not None:
+        _check_empty_folder(folder)
     callbacks = _Callbacks(on_start or (lambda report: None),
                            on_run or (lambda number, results: None),
                            on_change or (lambda text: None))
@@ -124,6 +153,24 @@ def run_closed_won(example: Path | None = None, *, runs: int = 2,
         return _run_in(source, folder, False, runs, faults, callbacks)
     with tempfile.TemporaryDirectory(prefix="syncplan-demo-") as scratch:
         return _run_in(source, Path(scratch), True, runs, faults, callbacks)
+
+
+def _check_empty_folder(folder: Path) -> None:
+    """Raise ``DemoFailed`` unless ``folder`` is missing or an empty folder.
+
+    Every demo starts new fake APIs, so the state of an earlier demo in the
+    folder would map the deals to records that no longer exist.
+    """
+    if not folder.exists():
+        return
+    if not folder.is_dir():
+        raise DemoFailed(f"cannot keep the demo in {str(folder)!r}: it is a file;"
+                         " choose a new folder")
+    if any(folder.iterdir()):
+        raise DemoFailed(f"cannot keep the demo in {str(folder)!r}: the folder is"
+                         " not empty, and the state of an earlier demo would not"
+                         " match the new fake APIs; choose a new folder, or delete"
+                         " this one first")
 
 
 def _run_in(source: Path, folder: Path, temporary: bool, runs: int, faults: bool,
@@ -135,6 +182,8 @@ def _run_in(source: Path, folder: Path, temporary: bool, runs: int, faults: bool
     with FakeApis() as apis, _environment(apis.environment()):
         deal_ids = apis.add_sample_deals()
         report.deliberate = _deliberate_failures(deal_ids)
+        won = sum(deal["dealstage"] == "closedwon" for deal in SAMPLE_DEALS)
+        report.expected_projects = won - len(report.deliberate)
         callbacks.on_start(report)
         if faults:
             inject_demo_faults(apis)
