@@ -57,6 +57,7 @@ hold it back, because their error records keep the source record for
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import logging
@@ -253,6 +254,9 @@ class PlanRunner:
         # cover the whole source (see the module docstring).
         self._warnings: list[str] = []
         self._incomplete: list[str] = []
+        # Per run: the spreadsheets (by system id) whose backend raised the
+        # error that failed the run.
+        self._failed_spreadsheets: set[str] = set()
 
     # --- public -----------------------------------------------------------
 
@@ -355,6 +359,7 @@ class PlanRunner:
         self._source_options = {}
         self._warnings = []
         self._incomplete = []
+        self._failed_spreadsheets = set()
         if self._retry_input is not None:
             self._incomplete.append("a retry carries only the records it retries")
         context = {"flow": {"id": flow.id}, "run": {"id": run_id},
@@ -391,10 +396,11 @@ class PlanRunner:
             system = self.plan.systems[destination.system]
             if system.kind != "sheets":
                 continue
-            backend = self._backend(system)
-            touched[system.id] = backend
-            planned.append(self._plan_destination(flow, destination, system, backend,
-                                                  records, batch, result))
+            with self._spreadsheet_steps(system.id):
+                backend = self._backend(system)
+                touched[system.id] = backend
+                planned.append(self._plan_destination(flow, destination, system,
+                                                      backend, records, batch, result))
             result.destinations.append(f"{destination.system}/{destination.object}"
                                        f" ({backend.location()})")
         rejected = self._check_limits(flow, planned, batch, result)
@@ -402,12 +408,13 @@ class PlanRunner:
             self._add_dry_run_problems(flow, planned, rejected, batch)
         else:
             for tab in planned:
-                if tab.system.id in rejected:
-                    keys = self._reject_destination(flow, tab,
-                                                    rejected[tab.system.id], batch,
-                                                    result)
-                else:
-                    keys = self._apply_destination(flow, tab, batch, result)
+                with self._spreadsheet_steps(tab.system.id):
+                    if tab.system.id in rejected:
+                        keys = self._reject_destination(flow, tab,
+                                                        rejected[tab.system.id], batch,
+                                                        result)
+                    else:
+                        keys = self._apply_destination(flow, tab, batch, result)
                 written.append((tab.system.id, tab.destination.object, keys))
         for destination in flow.destinations:
             system = self.plan.systems[destination.system]
@@ -430,10 +437,11 @@ class PlanRunner:
         result.wrote_spreadsheet = bool(touched)
         saved: set[str] = set()
         for system_id, backend in sorted(touched.items()):
-            self._write_report_tabs(flow, run_id, started, finished, system_id,
-                                    backend, batch, result)
             try:
-                backend.commit()
+                with self._spreadsheet_steps(system_id):
+                    self._write_report_tabs(flow, run_id, started, finished,
+                                            system_id, backend, batch, result)
+                    backend.commit()
             except BackendError as exc:
                 _uncount_unsaved(planned, saved, result)
                 raise RunFailed(f"system {system_id!r}: {exc}") from exc
@@ -630,6 +638,20 @@ class PlanRunner:
 
     # --- destinations -----------------------------------------------------
 
+    @contextlib.contextmanager
+    def _spreadsheet_steps(self, system_id: str) -> Iterator[None]:
+        """Note the spreadsheet whose open, read, write or save fails the run.
+
+        A rejection by the limits does not fail the run, so it is not noted.
+        """
+        try:
+            yield
+        except LimitExceeded:
+            raise
+        except (BackendError, OSError):
+            self._failed_spreadsheets.add(system_id)
+            raise
+
     def _backend(self, system: SystemPlan) -> SheetBackend:
         if system.id in self._backends:
             return self._backends[system.id]
@@ -719,7 +741,8 @@ class PlanRunner:
             if not writes:
                 continue
             try:
-                check_run_limits(tabs[0].backend, writes, error_count=error_count)
+                with self._spreadsheet_steps(system_id):
+                    check_run_limits(tabs[0].backend, writes, error_count=error_count)
             except LimitExceeded as exc:
                 rejected[system_id] = exc
                 self._report_rejection(flow, system_id, tabs[0].backend, list(writes),
@@ -863,12 +886,22 @@ class PlanRunner:
         """Add a failed run's row to the Runs tab of each spreadsheet it writes.
 
         The run failed, so this is best effort: a spreadsheet that cannot be opened
-        or saved (often the cause of the failure) is skipped with a warning.
+        or saved is skipped with a warning. A spreadsheet whose error failed the
+        run is not tried again, because its requests have just used up their
+        retries, and another series would double the wait for the same error.
         """
         finished = _now() if self.now is None else self.now
         for system_id in sorted({d.system for d in flow.destinations}):
             system = self.plan.systems[system_id]
             if system.kind != "sheets":
+                continue
+            if system_id in self._failed_spreadsheets:
+                logger.warning("run %s of flow %s: the Runs tab of %s was not"
+                               " updated, because the run failed on that"
+                               " spreadsheet: %s", run_id, flow.id, system_id,
+                               result.message,
+                               extra={SUMMARY_MARK: "runs_tab",
+                                      SUMMARY_CAUSE: str(result.message)})
                 continue
             try:
                 backend = self._backend(system)

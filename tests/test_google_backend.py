@@ -941,3 +941,67 @@ def test_google_new_columns_grow_the_grid(target: Target) -> None:
     assert rows[0] == [*headers, "Name", "Day", "At", "Amount"]
     assert rows[1] == [1, *["x"] * 25, "Ada", dt.date(2024, 1, 2),
                        dt.datetime(2024, 1, 2, 12), 1]
+
+
+# --- The emulator setting in a run -----------------------------------------------
+
+AGENCY = Path(__file__).resolve().parents[1] / "examples" / "agency"
+
+
+def run_agency_clients(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                       emulator_address: str) -> Any:
+    """Run the agency example's clients flow through the CLI, into a Google sheet."""
+    import shutil
+
+    from click.testing import CliRunner
+
+    from sheets_addon.cli import cli
+    from sheets_addon.google import session as session_module
+
+    project = tmp_path / "agency"
+    shutil.copytree(AGENCY, project, ignore=shutil.ignore_patterns("out", ".syncplan"))
+    monkeypatch.setenv("REPORT_SHEET", SHEET_ID)
+    monkeypatch.setenv("SYNCPLAN_SHEETS_EMULATOR", emulator_address)
+    fast = dataclasses.replace(session_module.retry_policy(sheets_system()),
+                               base_seconds=0.001, max_seconds=0.01)
+    monkeypatch.setattr(session_module, "retry_policy", lambda system: fast)
+    return CliRunner().invoke(cli, ["run", str(project), "--flow", "clients"])
+
+
+def closed_port() -> int:
+    """Return a loopback port that nothing listens on."""
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def test_google_emulator_not_loopback_is_user_error(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    done = run_agency_clients(tmp_path, monkeypatch, "example.com:80")
+
+    assert done.exit_code == 1, done.output
+    assert done.exception is None or isinstance(done.exception, SystemExit)
+    assert "error: flow 'clients' failed: SYNCPLAN_SHEETS_EMULATOR is" \
+        " 'example.com:80', which is not a loopback address" in done.stderr
+    assert "such as 127.0.0.1:8085, or unset it" in done.stderr
+
+
+def test_google_emulator_unreachable_names_address(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        caplog: pytest.LogCaptureFixture) -> None:
+    address = f"127.0.0.1:{closed_port()}"
+
+    with caplog.at_level(logging.WARNING):
+        done = run_agency_clients(tmp_path, monkeypatch, address)
+
+    assert done.exit_code == 1, done.output
+    assert "got no response in 5 attempt(s), the last with ConnectionError" in (
+        done.stderr)
+    assert f"requests go to the Sheets emulator at {address!r}" in done.stderr
+    assert "sheets.googleapis.com is reachable" not in done.stderr
+    first_attempts = [r for r in caplog.records
+                      if "attempt 1 of 5 failed" in r.getMessage()]
+    # One series: the Runs tab of the spreadsheet that failed is not tried again.
+    assert len(first_attempts) == 1

@@ -62,12 +62,24 @@ def create_backend(system: SystemPlan, spreadsheet: str,
     sheet_id = spreadsheet_id(spreadsheet)
     if sheet_id is None:
         return None
-    from sheets_addon.google.session import build_client
+    from sheets_addon.google.session import build_client, emulator_address
 
     emulator = os.environ.get(EMULATOR_VARIABLE)
     if emulator:
+        try:
+            emulator_address(emulator)
+        except ValueError:
+            raise SheetsBackendError(
+                f"{EMULATOR_VARIABLE} is {emulator!r}, which is not a loopback"
+                " address: the Sheets emulator must run on this machine. Set it to"
+                " the emulator's address, such as 127.0.0.1:8085, or unset it to"
+                " write to Google Sheets") from None
         client, ambiguity = build_client(system, sheet_id, emulator=emulator)
-        return GoogleSheetsBackend(client, sheet_id, ambiguity=ambiguity)
+        hint = (f"requests go to the Sheets emulator at {emulator!r} that"
+                f" {EMULATOR_VARIABLE} names; start the emulator at that address,"
+                f" or unset {EMULATOR_VARIABLE} to write to Google Sheets")
+        return GoogleSheetsBackend(client, sheet_id, ambiguity=ambiguity,
+                                   unreachable_hint=hint)
     credentials = load_credentials(system, root)
     client, ambiguity = build_client(system, sheet_id, credentials=credentials)
     return GoogleSheetsBackend(client, sheet_id, ambiguity=ambiguity,

@@ -111,7 +111,8 @@ class GoogleSheetsBackend:
 
     def __init__(self, client: Any, spreadsheet_id: str,
                  ambiguity: Callable[[Callable[[Exception], bool] | None], None] | None
-                 = None, *, forbidden_hint: str | None = None) -> None:
+                 = None, *, forbidden_hint: str | None = None,
+                 unreachable_hint: str | None = None) -> None:
         self.client = client
         self.http = client.http_client
         self.spreadsheet_id = spreadsheet_id
@@ -124,6 +125,9 @@ class GoogleSheetsBackend:
         self._grids: dict[str, Grid] = {}
         self._set_ambiguity_check = ambiguity or (lambda check: None)
         self._forbidden_hint = forbidden_hint
+        # What to check when no response comes at all; without it, the message
+        # of the retries names the host of the request's URL.
+        self._unreachable_hint = unreachable_hint
         self.requests_made = 0
 
     # --- SheetBackend ------------------------------------------------------
@@ -330,14 +334,22 @@ class GoogleSheetsBackend:
         except AmbiguousWriteApplied:
             raise
         except HTTPFailure as exc:
+            cause = exc.__cause__
+            if (self._unreachable_hint is not None and exc.last_response is None
+                    and isinstance(cause, requests.RequestException)):
+                raise SheetsBackendError(
+                    f"spreadsheet {self.spreadsheet_id!r}: Sheets API request"
+                    f" failed: {exc.method} {exc.url} got no response in"
+                    f" {exc.attempts} attempt(s), the last with"
+                    f" {type(cause).__name__}; {self._unreachable_hint}") from exc
             raise SheetsBackendError(
                 f"spreadsheet {self.spreadsheet_id!r}: Sheets API request failed:"
                 f" {exc}") from exc
         except requests.RequestException as exc:
+            hint = self._unreachable_hint or "check the network and the spreadsheet id"
             raise SheetsBackendError(
                 f"spreadsheet {self.spreadsheet_id!r}: Sheets API request failed:"
-                f" {type(exc).__name__}; check the network and the spreadsheet id"
-            ) from exc
+                f" {type(exc).__name__}; {hint}") from exc
 
     def _write(self, url_template: str, body: dict[str, Any],
                check: Callable[[Exception], bool] | None = None) -> Any:

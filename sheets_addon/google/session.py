@@ -117,12 +117,22 @@ def write_bucket(system: SystemPlan, spreadsheet_id: str,
     return registry.get(f"sheets:{spreadsheet_id}", refill, per, capacity=capacity)
 
 
-def _emulator_session(address: str) -> Any:
-    from sheets_addon.emulator import EmulatorSession
+def emulator_address(address: str) -> tuple[str, int]:
+    """Return the host and port of a Sheets emulator address such as 127.0.0.1:8085.
 
+    Raises ``ValueError`` for a host other than loopback, so that no request
+    meant for an emulator can leave this machine.
+    """
     host, _, port = address.rpartition(":")
     host = host.strip("[]") or "127.0.0.1"
     if host not in ("127.0.0.1", "localhost", "::1") or not port.isdigit():
         raise ValueError(f"the Sheets emulator address {address!r} must be a loopback"
                          " host and port, such as 127.0.0.1:8085")
-    return EmulatorSession(host, int(port))
+    return host, int(port)
+
+
+def _emulator_session(address: str) -> Any:
+    from sheets_addon.emulator import EmulatorSession
+
+    host, port = emulator_address(address)
+    return EmulatorSession(host, port)
