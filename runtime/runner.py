@@ -178,6 +178,9 @@ class FlowResult:
     seconds: float = 0.0
     message: str | None = None
     destinations: list[str] = field(default_factory=list)
+    # The entries of ``destinations`` whose data this run created, updated or
+    # deleted; the Errors and Runs tabs do not count.
+    changed: list[str] = field(default_factory=list)
     errors: list[dict[str, Any]] = field(default_factory=list)
     previews: list[Preview] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
@@ -796,6 +799,8 @@ class PlanRunner:
                 self._report_rejection(flow, tab.system.id, tab.backend,
                                        [tab.destination.object], exc, result)
                 return self._reject_destination(flow, tab, exc, batch, result)
+            if sync.created or sync.updated or sync.deleted:
+                result.changed.append(f"{tab.label} ({tab.backend.location()})")
         self._add_row_problems(flow, tab, batch)
         result.created += sync.created
         result.updated += sync.updated
@@ -878,8 +883,10 @@ class PlanRunner:
         result.updated += written.updated
         result.unchanged += written.unchanged
         result.deleted += written.deleted
-        result.destinations.append(f"{destination_label(destination)}"
-                                   f" ({written.location or system.id})")
+        shown = f"{destination_label(destination)} ({written.location or system.id})"
+        result.destinations.append(shown)
+        if not self.dry_run and (written.created or written.updated or written.deleted):
+            result.changed.append(shown)
 
     def _report_failed_run(self, flow: FlowPlan, run_id: str, started: dt.datetime,
                            result: FlowResult, clock_started: float) -> None:

@@ -550,7 +550,9 @@ def _print_summary(results: list[FlowResult]) -> None:
         click.echo("  ".join(str(cell).ljust(width) if index < 2
                              else str(cell).rjust(width)
                              for index, (cell, width) in enumerate(zip(line, widths))))
-    # "report/Clients (out/report.xlsx)": one line per place, listing its objects.
+    # "report/Clients (out/report.xlsx)": one line per place, listing the objects
+    # whose data changed. The Errors and Runs tabs get rows on every run, so
+    # they do not make a place count as written.
     objects: dict[str, list[str]] = {}
     for result in results:
         if result.status != "succeeded":
@@ -558,10 +560,13 @@ def _print_summary(results: list[FlowResult]) -> None:
         for destination in result.destinations:
             label, _, where = destination.partition(" (")
             labels = objects.setdefault(where.rstrip(")") or label, [])
-            if label not in labels:
+            if destination in result.changed and label not in labels:
                 labels.append(label)
     for where, labels in objects.items():
-        click.echo(f"wrote {where}: {', '.join(labels)}")
+        if labels:
+            click.echo(f"wrote {where}: {', '.join(labels)}")
+        else:
+            click.echo(f"no data changes in {where}")
     for result in results:
         if result.errors:
             kept = "the state store"

@@ -10,6 +10,7 @@ import sys
 import textwrap
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import openpyxl
 import pytest
@@ -460,3 +461,51 @@ def test_plan_command_prints_missing_key(agency: Path) -> None:
     assert "clients: 1 record error(s) would be reported; first ones:" in done.stderr
     assert "  [key_column_missing] report/Clients client_code: Key column" \
         " 'Client code'" in done.stderr
+
+
+def cli_run(agency: Path, *args: str) -> Any:
+    from click.testing import CliRunner
+
+    from sheets_addon.cli import cli
+
+    return CliRunner().invoke(cli, ["run", str(agency), *args])
+
+
+def test_cli_second_run_writes_no_data(agency: Path) -> None:
+    report = agency / "out" / "agency-report.xlsx"
+    first = cli_run(agency)
+
+    second = cli_run(agency)
+
+    assert first.exit_code == 0, first.output
+    assert (f"wrote {report}: report/Clients, report/Deals, report/Time entries,"
+            " report/Utilization\n") in first.stdout
+    assert second.exit_code == 0, second.output
+    assert "wrote " not in second.stdout
+    assert f"no data changes in {report}\n" in second.stdout
+
+
+def test_cli_run_lists_changed_tabs_only(agency: Path) -> None:
+    report = agency / "out" / "agency-report.xlsx"
+    cli_run(agency)
+    clients = agency / "data" / "clients.json"
+    clients.write_text(clients.read_text(encoding="utf-8").replace(
+        "Globex Corporation", "Globex Corp"), encoding="utf-8")
+
+    done = cli_run(agency, "--flow", "clients", "--flow", "deals")
+
+    assert done.exit_code == 0, done.output
+    assert f"wrote {report}: report/Clients\n" in done.stdout
+
+
+def test_cli_missing_key_column_writes_nothing(agency: Path) -> None:
+    report = agency / "out" / "agency-report.xlsx"
+    run_project(agency, ["clients"])
+    rename_clients_key_header(agency)
+
+    done = cli_run(agency, "--flow", "clients")
+
+    assert done.exit_code == 0, done.output
+    assert "wrote " not in done.stdout
+    assert f"no data changes in {report}\n" in done.stdout
+    assert "[key_column_missing] report/Clients" in done.stderr
