@@ -84,7 +84,7 @@ from runtime.sheets.xlsx import XlsxBackend
 from runtime.sources import read_source
 from runtime.sources.base import SourceContext, SourceError, SourceUnavailable
 from runtime.state import StateStore
-from runtime.values import from_json_value, to_json_value
+from runtime.values import FieldPlanError, from_json_value, to_json_value
 
 logger = logging.getLogger(__name__)
 
@@ -326,7 +326,9 @@ class PlanRunner:
             self._execute(flow, run_id, started, batch, result)
             result.status = "succeeded"
         except (RunFailed, SourceUnavailable, UnresolvedReference, BackendError,
-                OSError) as exc:
+                FieldPlanError, OSError) as exc:
+            # FieldPlanError: a field setting the compiler cannot check without
+            # the runtime's converters, such as a default of the wrong type.
             result.status = "failed"
             result.message = str(exc)
             logger.error("run %s of flow %s failed: %s", run_id, flow.id, exc,

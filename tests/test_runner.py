@@ -200,6 +200,24 @@ def test_missing_source_fails_run_but_not_others(agency: Path) -> None:
     assert results["calendar_hours"].status == "succeeded"
 
 
+def test_default_of_wrong_type_fails_flow(agency: Path) -> None:
+    entities = agency / "entities.yaml"
+    text = entities.read_text(encoding="utf-8")
+    old = "scale: 1, minimum: 0}"
+    assert old in text
+    entities.write_text(text.replace(old, "scale: 1, minimum: 0,"
+                                     " normalize: [{default: abc}]}"), encoding="utf-8")
+
+    done = subprocess.run([sys.executable, "-m", "sheets_addon.cli", "run", str(agency),
+                           "--flow", "clients"], capture_output=True, text=True,
+                          timeout=120)
+
+    assert done.returncode == 1
+    assert "the default 'abc' is not a valid decimal" in done.stderr
+    assert "internal error" not in done.stderr
+    assert "Traceback" not in done.stderr
+
+
 def test_mirror_removes_rows_of_vanished_events(agency: Path) -> None:
     run_project(agency)
     ics = agency / "data" / "team.ics"
