@@ -423,7 +423,8 @@ def test_plan_json_spec_root_stays_spec(tmp_path: Path) -> None:
     import yaml
 
     project = tmp_path / "agency"
-    shutil.copytree(EXAMPLE, project)
+    shutil.copytree(EXAMPLE, project,
+                    ignore=shutil.ignore_patterns("out", ".syncplan"))
     root = yaml.safe_load((project / "syncplan.yaml").read_text(encoding="utf-8"))
     (project / "syncplan.yaml").unlink()
     (project / "project.json").write_text(json.dumps(root), encoding="utf-8")
@@ -439,7 +440,8 @@ def test_plan_json_spec_root_stays_spec(tmp_path: Path) -> None:
 def broken_workbook_project(tmp_path: Path) -> tuple[Path, Path]:
     """Copy the agency example with a report workbook that is not an .xlsx file."""
     project = tmp_path / "agency"
-    shutil.copytree(EXAMPLE, project)
+    shutil.copytree(EXAMPLE, project,
+                    ignore=shutil.ignore_patterns("out", ".syncplan"))
     workbook = project / "out" / "agency-report.xlsx"
     workbook.parent.mkdir()
     workbook.write_text("not a zip file\n", encoding="utf-8")
@@ -562,7 +564,8 @@ def test_plan_no_flows_says_so(tmp_path: Path) -> None:
 
 def test_run_spreadsheet_neither_xlsx_nor_google(tmp_path: Path) -> None:
     project = tmp_path / "agency"
-    shutil.copytree(EXAMPLE, project)
+    shutil.copytree(EXAMPLE, project,
+                    ignore=shutil.ignore_patterns("out", ".syncplan"))
 
     completed = syncplan("run", project, "--flow", "clients",
                          REPORT_SHEET="out/report.csv")

@@ -156,7 +156,8 @@ def test_dropped_field_in_destination_columns(tmp_path: Path, broken: str,
     # The Clients tab's columns name the field; it exists, only its definition
     # is wrong, so the schema error is the only diagnostic.
     project = tmp_path / "agency"
-    shutil.copytree(AGENCY, project)
+    shutil.copytree(AGENCY, project,
+                    ignore=shutil.ignore_patterns("out", ".syncplan"))
     entities = project / "entities.yaml"
     text = entities.read_text(encoding="utf-8")
     good = ("monthly_budget_hours: {type: decimal, owner: client_list, scale: 1,"
