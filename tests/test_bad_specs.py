@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from support.projects import HTTP_ITEMS_SPEC
 
 from compiler import Diagnostic, compile_project
 from compiler.diagnostics import CODES
@@ -61,22 +62,8 @@ flows:
     destinations: [{system: report, object: Other, mode: upsert}]
 """
 
-# Three REST systems with one stream each, for the ownership cases; 'a' owns
-# both fields of 'item'. Flows are appended after line 12.
-HTTP = """\
-version: 1
-systems:
-  a: {kind: http, base_url: 'https://a.example', streams: {items: {path: /items}}}
-  b: {kind: http, base_url: 'https://b.example', streams: {items: {path: /items}}}
-  c: {kind: http, base_url: 'https://c.example', streams: {items: {path: /items}}}
-entities:
-  item:
-    key: id
-    fields:
-      id: {type: string, owner: a}
-      name: {type: string, owner: a}
-flows:
-"""
+# Three REST systems, 'a' owning both fields of 'item'; flows start at line 13.
+HTTP = HTTP_ITEMS_SPEC
 
 # An ics calendar and a report, for type and template cases. Line 14 contains the
 # mapped fields; ``calendar`` can insert a filter there, which moves the map to

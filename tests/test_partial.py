@@ -14,6 +14,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+from support.projects import HTTP_ITEMS_SPEC
 
 from compiler import compile_project
 
@@ -228,20 +229,7 @@ def test_duplicate_key_drops_its_item(tmp_path: Path) -> None:
 
 # --- flows that were not analysed ----------------------------------------------------
 
-HTTP = """\
-version: 1
-systems:
-  a: {kind: http, base_url: 'https://a.example', streams: {items: {path: /items}}}
-  b: {kind: http, base_url: 'https://b.example', streams: {items: {path: /items}}}
-  c: {kind: http, base_url: 'https://c.example', streams: {items: {path: /items}}}
-entities:
-  item:
-    key: id
-    fields:
-      id: {type: string, owner: a}
-      name: {type: string, owner: a}
-flows:
-"""
+HTTP = HTTP_ITEMS_SPEC
 
 
 def http_flow(name: str, source: str, destination: str, extra: str = "") -> str:

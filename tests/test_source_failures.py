@@ -7,7 +7,6 @@ from a ``FakeAPI`` on 127.0.0.1 that the test scripts.
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -16,12 +15,12 @@ import openpyxl
 import pytest
 import yaml
 from support.fake_api import FakeAPI, Received, Reply, json_reply
+from support.projects import copy_agency, run_project
 
 from compiler import compile_project
 from runtime.runner import FlowResult, PlanRunner
 from runtime.state import StateStore
 
-EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "agency"
 REPORT = Path("out") / "agency-report.xlsx"
 # A 500 with a zero Retry-After, so a retried page costs no back-off delay.
 FAILED_PAGE = Reply(500, b'{"error": "boom"}', {"Content-Type": "application/json",
@@ -32,20 +31,7 @@ FAILED_PAGE = Reply(500, b'{"error": "boom"}', {"Content-Type": "application/jso
 
 @pytest.fixture()
 def agency(tmp_path: Path) -> Path:
-    target = tmp_path / "agency"
-    shutil.copytree(EXAMPLE, target, ignore=shutil.ignore_patterns("out", ".syncplan"))
-    return target
-
-
-def run_project(root: Path, flows: list[str] | None = None) -> dict[str, FlowResult]:
-    compiled = compile_project(root)
-    assert compiled.plan is not None, [d.to_text() for d in compiled.diagnostics]
-    state = StateStore(root / ".syncplan" / "state.db")
-    try:
-        results = PlanRunner(compiled.plan, root, state).run(flows)
-    finally:
-        state.close()
-    return {result.flow: result for result in results}
+    return copy_agency(tmp_path)
 
 
 def tab_rows(path: Path, tab: str) -> list[tuple[Any, ...]]:

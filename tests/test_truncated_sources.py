@@ -8,39 +8,23 @@ hand-typed cells stay.
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 from typing import Any
 
 import openpyxl
 import pytest
 import yaml
+from support.projects import copy_agency, run_project
 
-from compiler import compile_project
-from runtime.runner import FlowResult, PlanRunner
-from runtime.state import StateStore
+from runtime.runner import FlowResult
 
-EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "agency"
 REPORT = Path("out") / "agency-report.xlsx"
 NOTE = "billable, check with Ana"
 
 
 @pytest.fixture()
 def agency(tmp_path: Path) -> Path:
-    target = tmp_path / "agency"
-    shutil.copytree(EXAMPLE, target, ignore=shutil.ignore_patterns("out", ".syncplan"))
-    return target
-
-
-def run_project(root: Path, flows: list[str] | None = None) -> dict[str, FlowResult]:
-    compiled = compile_project(root)
-    assert compiled.plan is not None, [d.to_text() for d in compiled.diagnostics]
-    state = StateStore(root / ".syncplan" / "state.db")
-    try:
-        results = PlanRunner(compiled.plan, root, state).run(flows)
-    finally:
-        state.close()
-    return {result.flow: result for result in results}
+    return copy_agency(tmp_path)
 
 
 def tab_rows(path: Path, tab: str) -> list[tuple[Any, ...]]:
