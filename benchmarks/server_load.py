@@ -5,7 +5,7 @@ the app in a child process the way production does (gunicorn with
 ``'sheets_addon.server:create_app_from_env()'`` by default, or
 ``waitress-serve --call``), creates an API key, opens 200 connections, then
 sends ``POST /api/v1/flows/<flow>/runs`` on all of them at once (10 per flow).
-Reports p50, p99 and max latency, the answers by status, the number of runs
+Reports p50, p99 and max latency, the responses by status, the number of runs
 created, which must be exactly 20 (one per flow; the other 180 requests get the
 active run back), and the CPU time the server and the client used during the
 burst. ``--repeat N`` measures N times, each with a fresh server and state

@@ -1,4 +1,4 @@
-"""What the checks after the schema may claim about a project that has errors.
+"""Limits on what the checks after the schema may claim about a faulty project.
 
 One run reports every problem, so the semantic and ownership checks also run on
 a project whose files have schema errors. They run on the rest of it: an item

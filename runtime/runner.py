@@ -36,10 +36,10 @@ canonical records stored for the entity:
 - When the read did not cover the whole source (``SourceContext.incomplete``:
   a stream that stopped early, a read from a stored incremental cursor, a
   retry), or when some input failed before its key was known (a broken source
-  row, a failed filter, a record whose key field failed; ``MappedBatch.unkeyed``),
-  mirror deletes nothing in that run, and a warning of the run gives the
-  reason. The stored records are then updated with the records read, and the
-  others are kept.
+  row, a failed filter, a record whose key field failed: ``MappedBatch.unkeyed``),
+  mirror deletes nothing in that run. A warning of the run gives the reason.
+  The stored records are then updated with the records read, and the others
+  are kept.
 - Otherwise mirror deletes the rows of keys that are gone, except the keys of
   records that failed mapping (``MappedBatch.failed``): their rows stay as
   they were, and their stored records keep their previous values. A failed

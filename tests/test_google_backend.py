@@ -564,7 +564,7 @@ def test_google_check_limits_existing_tabs(emulator: SheetsEmulator) -> None:
     backend = target.backend()
     changes = plan_rows(backend, TAB, 2000)
 
-    # Data grows from 111 x 5 to 2,001 x 5 rows; the report tabs are not read,
+    # Data grows from 111 x 5 to 2,001 x 5 rows. The report tabs are not read,
     # so their new rows are counted below their 100 grid rows.
     check_run_limits(backend, {TAB: changes}, error_count=10)
     with pytest.raises(CellLimitExceeded):

@@ -227,9 +227,9 @@ def test_e2e_second_run_writes_only_run_rows(emulator: SheetsEmulator,
 
     assert second.returncode == 0, second.stderr
     counts = emulator.counts_by_kind()
-    # One properties read for the run; per flow, a values read of its data tab,
-    # of Errors and of Runs, a format read of the cells of the new Runs row, and
-    # the write of that row.
+    # One properties read for the run. Per flow: a values read of its data tab,
+    # of Errors and of Runs, a format read of the new Runs row's cells, and the
+    # write of that row.
     assert counts == {"spreadsheets.get": 1 + len(FLOWS),
                       "values.get": 3 * len(FLOWS),
                       "values.batchUpdate": len(FLOWS)}

@@ -114,7 +114,7 @@ def test_invalid_tokens_are_rejected_and_start_nothing(setup: Setup) -> None:
 
 def test_malformed_token_fetches_no_certificates(tmp_path: Path) -> None:
     root = write_server_project(tmp_path / "project", gate=False)
-    # Nothing listens on port 1: a certificate fetch would fail and answer 503.
+    # Nothing listens on port 1, so a certificate fetch would fail with a 503.
     app = create_app(root, oauth_client_id="client-1",
                      certs_url="http://127.0.0.1:1/oauth2/v1/certs")
     header = base64.urlsafe_b64encode(b'{"alg":"HS256","kid":"k1"}').decode()

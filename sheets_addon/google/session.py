@@ -5,7 +5,7 @@ resend a write that timed out after it applied. Here every request goes through
 ``runtime.http.send`` instead: 429 and 5xx answers are retried with full-jitter
 back-off under a deadline, ``Retry-After`` is honored, each retry is logged, and
 writes draw from a token bucket per spreadsheet (``write_bucket``: at most 60 in
-any minute unless the system's ``rate_limit`` says otherwise). A write that may
+any minute unless the system's ``rate_limit`` sets another limit). A write that may
 have applied is resent only after the backend has read the cells back and found
 them unchanged.
 """

@@ -365,7 +365,7 @@ def receive_webhook(system: str) -> Any:
     # unsigned requests cannot use it up and get genuine deliveries a 429.
     limited = _rate_limited(backend, f"hook:{system}")
     if limited is not None:
-        logger.warning("webhook delivery for system %s rate limited: answered 429",
+        logger.warning("webhook delivery for system %s rate limited: responded 429",
                        system)
         return limited
     try:
