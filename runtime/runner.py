@@ -73,7 +73,7 @@ from typing import Any
 
 from compiler.plan import FlowPlan, Plan, SystemPlan
 from runtime.destinations import WRITERS, WriteContext, destination_label
-from runtime.destinations.http import retry_policy
+from runtime.http import flow_retry_policy
 from runtime.mapping import MappingProblem
 from runtime.pipeline import ErrorRecord, FlowPipeline, MappedBatch, aggregate
 from runtime.references import UnresolvedReference, resolve
@@ -630,7 +630,7 @@ class PlanRunner:
         if flow.source.cursor is not None:
             options["cursor_field"] = flow.source.cursor
         if system.kind == "http":
-            options["http_retry_policy"] = retry_policy(flow.on_error.retry)
+            options["http_retry_policy"] = flow_retry_policy(flow.on_error.retry)
         self._source_options = options
         return SourceContext(base_dir=self.root, now=started, window_start=start,
                              window_end=end, options=options,

@@ -81,7 +81,6 @@ from jinja2 import TemplateError, Undefined
 from compiler.plan import (
     DestinationPlan,
     FlowPlan,
-    RetryPlan,
     SystemPlan,
     make_environment,
 )
@@ -97,8 +96,8 @@ from runtime.http import (
     AmbiguousWriteApplied,
     BucketRegistry,
     HTTPFailure,
-    RetryPolicy,
     TokenBucket,
+    flow_retry_policy,
     redact_url,
     send,
 )
@@ -408,17 +407,6 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 
-def retry_policy(plan: RetryPlan) -> RetryPolicy:
-    """Return the ``runtime.http`` policy of a flow's ``on_error.retry``."""
-    if plan.backoff == "none":
-        return RetryPolicy(attempts=plan.attempts, base_seconds=0.0, max_seconds=0.0)
-    if plan.backoff == "fixed":
-        return RetryPolicy(attempts=plan.attempts, base_seconds=plan.base_seconds,
-                           max_seconds=plan.base_seconds, jitter="none")
-    return RetryPolicy(attempts=plan.attempts, base_seconds=plan.base_seconds,
-                       max_seconds=plan.max_seconds)
-
-
 def idempotency_value(flow_id: str, label: str, key: str) -> str:
     """Return the idempotency key of one record's create: the same on every run."""
     text = f"{flow_id}\x1f{label}\x1f{key}"
@@ -567,7 +555,7 @@ class _DestinationRun:
         self.fields = ({column.field for column in destination.columns}
                        | set(self.key_fields))
         self.policy = (context.options.get("http_retry_policy")
-                       or retry_policy(flow.on_error.retry))
+                       or flow_retry_policy(flow.on_error.retry))
         self.sleep: Callable[[float], None] = context.options.get("http_sleep") \
             or time.sleep
         self.bucket = self._bucket()

@@ -43,6 +43,8 @@ import requests
 from urllib3.exceptions import NewConnectionError
 from urllib3.util.retry import Retry
 
+from compiler.plan.models import RetryPlan
+
 from runtime.http.ratelimit import TokenBucket
 
 logger = logging.getLogger(__name__)
@@ -263,6 +265,17 @@ _RATE_LIMIT_REASONS = frozenset(
 _BACKEND_STATUSES = frozenset({"UNAVAILABLE", "INTERNAL", "DEADLINE_EXCEEDED"})
 _BACKEND_REASONS = frozenset({"backendError", "internalError"})
 _ERROR_INFO_TYPE = "type.googleapis.com/google.rpc.ErrorInfo"
+
+
+def flow_retry_policy(plan: RetryPlan) -> RetryPolicy:
+    """Return the policy of a flow's ``on_error.retry``, shared by reads and writes."""
+    if plan.backoff == "none":
+        return RetryPolicy(attempts=plan.attempts, base_seconds=0.0, max_seconds=0.0)
+    if plan.backoff == "fixed":
+        return RetryPolicy(attempts=plan.attempts, base_seconds=plan.base_seconds,
+                           max_seconds=plan.base_seconds, jitter="none")
+    return RetryPolicy(attempts=plan.attempts, base_seconds=plan.base_seconds,
+                       max_seconds=plan.max_seconds)
 
 
 class GoogleErrorKind(enum.StrEnum):
